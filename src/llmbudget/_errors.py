@@ -5,7 +5,7 @@
     LLMBudgetError
     ├── ConfigError              a policy, plan or setting is wrong (names file, key path, line)
     │   └── PolicyError
-    ├── InvalidUsage             a bad argument: negative/NaN/huge token counts, bad labels (ValueError)
+    ├── InvalidUsage             a bad argument: negative/NaN/huge counts, bad labels (ValueError)
     ├── UnknownModel             no tokenizer or price is known for a model (LookupError)
     ├── TokenizerError           a tokenizer could not be loaded or run
     ├── BudgetExceeded           a budget refused tokens (carries budget, window, limit, used, ...)

@@ -1,0 +1,150 @@
+"""A granted reservation: the handle a caller commits, extends or releases."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._errors import InvalidUsage, ReservationError
+from .core.decide import Decision, Target, charges, evaluate
+from .core.ledger import Usage
+
+if TYPE_CHECKING:
+    from .governor import Governor
+
+log = logging.getLogger("llmbudget")
+
+
+class Reservation:
+    """Tokens held for one call until it settles.
+
+    ``prompt_tokens`` / ``completion_tokens`` are what is currently held (extensions add to
+    ``completion_tokens``); ``decision`` is how every budget stood when it was granted.
+    As a context manager (``with`` / ``async with``): an exception releases it; leaving
+    without :meth:`commit` settles it at its estimate (conservative) and logs a warning.
+    """
+
+    def __init__(
+        self,
+        gov: Governor,
+        rid: str,
+        labels: dict[str, str],
+        targets: Sequence[Target],
+        prompt_tokens: int,
+        completion_tokens: int,
+        decision: Decision,
+        lease_seconds: float,
+    ) -> None:
+        self.id = rid
+        self.labels = labels
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.decision = decision
+        self.usage: Usage | None = None
+        self._gov = gov
+        self._targets = tuple(targets)
+        self._lease = lease_seconds
+        self._open = True
+
+    def __repr__(self) -> str:
+        state = "open" if self._open else "closed"
+        return (f"<Reservation {self.id[:8]} {state} prompt={self.prompt_tokens} "
+                f"completion={self.completion_tokens}>")
+
+    @property
+    def state(self) -> str:
+        """The ledger's view: ``active``, ``committed``, ``released`` or ``expired``."""
+        return self._gov.store.reservation_state(self.id) or "unknown"
+
+    def extend(self, completion_tokens: int) -> Decision:
+        """Hold ``completion_tokens`` more (a stream outran its reservation), atomically
+        against every budget. Raises :class:`~llmbudget.BudgetExceeded` if any refuses — the
+        caller should then stop the stream and :meth:`commit` what it used."""
+        from .governor import check_tokens
+
+        more = check_tokens("completion_tokens", completion_tokens)
+        if not self._open:
+            raise ReservationError(f"reservation {self.id} is already settled")
+        gov = self._gov
+        now = gov.clock.now()
+        amounts = gov._amounts(self._targets, self.labels, 0, more)
+        chs = charges(gov.policy, self._targets, amounts)
+        out = gov.store.extend(self.id, chs, now.timestamp() + self._lease, now.timestamp())
+        decision = evaluate(gov.policy, self._targets, [c.amount for c in chs], out.counters,
+                            applied=out.ok, refused_key=out.refused)
+        if not out.ok:
+            gov._refuse(decision, self.labels, now)
+        self.completion_tokens += more
+        gov._announce(decision, self.labels, now.timestamp())
+        return decision
+
+    def commit(
+        self,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        *,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> Decision:
+        """Replace the reservation with what the call used (prompt and completion apart).
+        Omitted counts default to the reserved estimate. Idempotent: a second commit changes
+        nothing and returns the same standing."""
+        from .governor import check_tokens
+
+        p = self.prompt_tokens if prompt_tokens is None else check_tokens(
+            "prompt_tokens", prompt_tokens)
+        c = self.completion_tokens if completion_tokens is None else check_tokens(
+            "completion_tokens", completion_tokens)
+        cached = check_tokens("cached_tokens", cached_tokens)
+        reasoning = check_tokens("reasoning_tokens", reasoning_tokens)
+        if cached > p:
+            raise InvalidUsage(f"cached_tokens ({cached:,}) cannot exceed prompt_tokens ({p:,})")
+        if reasoning > c:
+            raise InvalidUsage(
+                f"reasoning_tokens ({reasoning:,}) cannot exceed completion_tokens ({c:,})")
+        gov = self._gov
+        amounts = gov._amounts(self._targets, self.labels, p, c, cached)
+        actual = {t.key: amounts.of(t.budget) for t in self._targets}
+        usage = Usage(p, c, cached, reasoning, amounts.cost_micros)
+        now = gov.clock.now().timestamp()
+        out = gov.store.commit(self.id, actual, usage, now)
+        self._open = False
+        if not out.duplicate:
+            self.usage = usage
+        counters = out.counters or tuple(gov.store.counters([t.key for t in self._targets]))
+        return gov._settled(self._targets, counters, self.labels, now)
+
+    def release(self) -> None:
+        """Give the held tokens back (the call failed or was not made). Safe to repeat."""
+        if not self._open:
+            return
+        self._gov.store.release(self.id, self._gov.clock.now().timestamp())
+        self._open = False
+
+    @property
+    def settled(self) -> bool:
+        """True once committed or released through this handle."""
+        return not self._open
+
+    # -- context managers ---------------------------------------------------------------------
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._open:
+            return
+        if exc_type is not None:
+            self.release()
+        else:
+            log.warning("reservation %s left without commit: settled at its estimate "
+                        "(%d prompt + %d completion tokens)", self.id[:8], self.prompt_tokens,
+                        self.completion_tokens)
+            self.commit()
+
+    async def __aenter__(self) -> Reservation:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)

@@ -1,0 +1,226 @@
+"""From a call's labels and amounts to the charges a store must apply, and from the store's
+answer to a :class:`Decision` that says which budget, which level, and why. Pure functions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from urllib.parse import quote
+
+from .ledger import Charge, CounterState
+from .policy import Action, Budget, Level, Mode, Policy, Unit
+from .windows import WindowSpan, span_for
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """Token counts of one call (or one extension), and its USD cost in micro-dollars when a
+    price is known (``None`` otherwise; a ``usd`` budget then refuses to guess)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int | None = None
+
+    def of(self, budget: Budget) -> int:
+        """The amount this call weighs in ``budget``'s unit."""
+        if budget.unit is Unit.TOKENS:
+            return self.prompt_tokens + self.completion_tokens
+        if budget.unit is Unit.PROMPT_TOKENS:
+            return self.prompt_tokens
+        if budget.unit is Unit.COMPLETION_TOKENS:
+            return self.completion_tokens
+        if self.cost_micros is None:
+            raise LookupError(f"budget {budget.name!r} counts USD but this call has no price")
+        return self.cost_micros
+
+
+def cost_micros(
+    prompt_tokens: int,
+    completion_tokens: int,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    cached_tokens: int = 0,
+    cached_input_per_mtok: float | None = None,
+) -> int:
+    """USD cost in micro-dollars, rounded up. Prices are USD per 1M tokens, so one token at
+    ``$p``/1M costs exactly ``p`` micro-dollars. ``cached_tokens`` are part of the prompt."""
+    cached = min(cached_tokens, prompt_tokens)
+    cached_price = input_per_mtok if cached_input_per_mtok is None else cached_input_per_mtok
+    total = (
+        (prompt_tokens - cached) * input_per_mtok
+        + cached * cached_price
+        + completion_tokens * output_per_mtok
+    )
+    return math.ceil(total - 1e-9)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One counter a call lands on: the budget, its partition and its current window."""
+
+    budget: Budget
+    key: str
+    partition: tuple[tuple[str, str], ...]
+    span: WindowSpan
+
+
+def counter_key(budget: Budget, partition: tuple[tuple[str, str], ...], span: WindowSpan) -> str:
+    """A stable, printable key: ``name|label=value,...|window-id`` (values %-escaped)."""
+    part = ",".join(f"{k}={quote(v, safe='')}" for k, v in partition)
+    return f"{budget.name}|{part}|{span.id}"
+
+
+def targets(
+    policy: Policy, labels: Mapping[str, str], now: datetime, tz: tzinfo
+) -> list[Target]:
+    """Every counter that a call with ``labels`` at instant ``now`` lands on."""
+    out = []
+    for b in policy.matching(labels):
+        part = tuple(zip(b.per, b.partition(labels), strict=True))
+        span = span_for(b.window, now, tz)
+        out.append(Target(b, counter_key(b, part, span), part, span))
+    return out
+
+
+def charges(
+    policy: Policy, tgts: Sequence[Target], amounts: Amounts, *, enforce: bool = True
+) -> list[Charge]:
+    """The charges for ``amounts`` on each target; caps only where refusals are enforced."""
+    out = []
+    for t in tgts:
+        cap = t.budget.cap if enforce and policy.mode_of(t.budget) is Mode.BLOCK else None
+        end = t.span.end.timestamp() if t.span.end else None
+        out.append(
+            Charge(t.key, t.budget.name, amounts.of(t.budget), cap, t.span.id, end, t.partition)
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCheck:
+    """How one budget stands for one call.
+
+    ``used``/``reserved``/``granted`` are the counter's state (after the step when granted;
+    as found when refused); ``requested`` is this call's amount; ``projected`` is
+    used + reserved (+ requested when refused, since it was not applied). ``level`` is the
+    highest level passed by ``projected`` (``None``: below every level), ``action`` its action
+    (``continue`` if none). ``refused``: this budget said no. ``enforced``: mode ``block``.
+    ``announce``: the level is new for this counter's window, so it should be announced.
+    """
+
+    budget: Budget
+    key: str
+    window: WindowSpan
+    partition: tuple[tuple[str, str], ...]
+    used: int
+    reserved: int
+    granted: int
+    requested: int
+    projected: int
+    level: Level | None
+    level_index: int
+    action: Action
+    refused: bool
+    enforced: bool
+    announce: bool
+
+    @property
+    def limit(self) -> int:
+        """The budget's limit plus what a person granted for this window."""
+        return self.budget.limit + self.granted
+
+    @property
+    def percent(self) -> float:
+        """Projected use as a percentage of the limit (may pass 100)."""
+        return 100.0 * self.projected / self.budget.limit
+
+    def describe(self) -> str:
+        """One line for people: budget, partition, window, numbers, level."""
+        part = ",".join(f"{k}={v}" for k, v in self.partition)
+        where = f"{self.budget.name}" + (f"[{part}]" if part else "")
+        win = self.window.id
+        lvl = self.level.name or self.action.value if self.level else "normal"
+        return (
+            f"{where} ({win}): {self.projected:,}/{self.limit:,} {self.budget.unit.value} "
+            f"({self.percent:.0f}%), level {lvl}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to "may this call spend?": ``allowed``, the strongest ``action`` reached
+    across every matching budget, each budget's :class:`BudgetCheck`, and ``reason``."""
+
+    allowed: bool
+    action: Action
+    checks: tuple[BudgetCheck, ...]
+    reason: str
+
+    @property
+    def refusing(self) -> BudgetCheck | None:
+        """The budget that refused (``None`` when allowed)."""
+        return next((c for c in self.checks if c.refused and c.enforced), None)
+
+    @property
+    def announcements(self) -> tuple[BudgetCheck, ...]:
+        """Checks whose level is reached for the first time in their window."""
+        return tuple(c for c in self.checks if c.announce)
+
+
+def level_of(budget: Budget, projected: int, granted: int) -> tuple[int, Level | None]:
+    """The highest level ``projected`` has passed (1-based index; 0 and ``None`` if none).
+    Refusing levels are raised by ``granted``; the others are not."""
+    idx, found = 0, None
+    for i, lv in enumerate(budget.levels, start=1):
+        t = lv.threshold(budget.limit) + (granted if lv.action.refuses else 0)
+        if projected > t:
+            idx, found = i, lv
+    return idx, found
+
+
+def evaluate(
+    policy: Policy,
+    tgts: Sequence[Target],
+    requested: Sequence[int],
+    states: Sequence[CounterState | None],
+    *,
+    applied: bool,
+    refused_key: str | None = None,
+) -> Decision:
+    """Turn a store's answer into a :class:`Decision`.
+
+    ``states`` are the counters in target order (after the step if ``applied``). When the
+    step was refused, ``refused_key`` names the counter that did not fit.
+    """
+    checks = []
+    for t, amount, st in zip(tgts, requested, states, strict=True):
+        used = st.used if st else 0
+        reserved = st.reserved if st else 0
+        granted = st.granted if st else 0
+        projected = used + reserved + (0 if applied else amount)
+        idx, lv = level_of(t.budget, projected, granted)
+        action = lv.action if lv else Action.CONTINUE
+        enforced = policy.mode_of(t.budget) is Mode.BLOCK
+        refused = t.key == refused_key
+        announce = idx > (st.level if st else 0) and not (action.refuses and enforced)
+        checks.append(
+            BudgetCheck(
+                t.budget, t.key, t.span, t.partition, used, reserved, granted, amount,
+                projected, lv, idx, action, refused, enforced, announce,
+            )
+        )
+    allowed = not any(c.refused and c.enforced for c in checks)
+    strongest = max((c.action for c in checks), key=lambda a: a.severity, default=Action.CONTINUE)
+    if not allowed:
+        bad = next(c for c in checks if c.refused and c.enforced)
+        reason = f"refused by {bad.describe()}"
+        strongest = bad.action if bad.action.refuses else Action.BLOCK
+    elif strongest is Action.CONTINUE:
+        reason = "within every budget" if checks else "no budget matches these labels"
+    else:
+        top = max(checks, key=lambda c: c.action.severity)
+        note = " (mode warn: not enforced)" if top.action.refuses else ""
+        reason = f"{top.action.value}: {top.describe()}{note}"
+    return Decision(allowed, strongest, tuple(checks), reason)

@@ -1,0 +1,486 @@
+"""The public face: :class:`Governor` reserves, extends, commits and releases against every
+budget that applies to a call, and announces levels as they are reached.
+
+>>> from llmbudget import Governor
+>>> gov = Governor({"budgets": [{"name": "per-run", "per": ["run"], "limit": 1000}]},
+...                store="memory://")
+>>> with gov.reserve(model="gpt-4o", prompt_tokens=120, max_completion_tokens=200) as r:
+...     _ = r.commit(prompt_tokens=120, completion_tokens=80)
+>>> gov.status()[0].used
+200
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
+
+from ._clock import Clock, SystemClock
+from ._errors import (
+    ApprovalDenied,
+    ApprovalRequired,
+    BudgetExceeded,
+    ConfigError,
+    InvalidUsage,
+    UnknownModel,
+)
+from ._reservation import Reservation
+from .core.decide import Amounts, BudgetCheck, Decision, Target, charges, evaluate, targets
+from .core.ledger import Approval, AuditEvent, ReservationMeta, Usage, fits
+from .core.policy import LABEL_NAME, Action, Policy, Unit
+from .core.windows import Window
+from .store import Store, open_store
+
+__all__ = ["CounterStatus", "Governor"]
+
+log = logging.getLogger("llmbudget")
+P = ParamSpec("P")
+R = TypeVar("R")
+MAX_TOKENS_PER_CALL = 10**12
+EventSink = Callable[[AuditEvent], None]
+
+
+def check_tokens(name: str, value: object) -> int:
+    """``value`` as a token count, or :class:`InvalidUsage` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidUsage(f"{name} must be a whole number of tokens, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise InvalidUsage(f"{name} must be a whole number of tokens, got {value!r}")
+        value = int(value)
+    if value < 0:
+        raise InvalidUsage(f"{name} must not be negative, got {value:,}")
+    if value > MAX_TOKENS_PER_CALL:
+        raise InvalidUsage(
+            f"{name}={value:,} is beyond any real call (max {MAX_TOKENS_PER_CALL:,})"
+        )
+    return value
+
+
+def check_labels(labels: Mapping[str, object]) -> dict[str, str]:
+    """Labels as ``str -> str``, or :class:`InvalidUsage` naming the bad one."""
+    out = {}
+    for k, v in labels.items():
+        if not LABEL_NAME.match(k):
+            raise InvalidUsage(f"label name {k!r}: use lowercase letters, digits and '_'")
+        if not isinstance(v, str) or not v or len(v) > 256:
+            raise InvalidUsage(f"label {k}={v!r}: values are non-empty strings (max 256 chars)")
+        out[k] = v
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStatus:
+    """One counter in :meth:`Governor.status`: which budget, partition and window, how much is
+    used, reserved and granted, the limit, the level reached and when it resets."""
+
+    budget: str
+    key: str
+    partition: dict[str, str]
+    window: str
+    unit: str
+    used: int
+    reserved: int
+    granted: int
+    limit: int
+    level: str
+    action: str
+    resets_at: datetime | None
+
+    @property
+    def percent(self) -> float:
+        """(used + reserved) as a percentage of the limit (with grants)."""
+        return 100.0 * (self.used + self.reserved) / max(1, self.limit)
+
+    @property
+    def remaining(self) -> int:
+        """What could still be reserved (never negative)."""
+        return max(0, self.limit - self.used - self.reserved)
+
+
+class Governor:
+    """Governs LLM calls against a policy, with a ledger store.
+
+    ``policy``: a :class:`~llmbudget.core.policy.Policy`, a mapping shaped like the policy
+    file, or a path to a YAML policy file. ``store``: a :class:`~llmbudget.store.Store` or a
+    URL (default: ``$LLMBUDGET_LEDGER`` or the SQLite file in the user data folder).
+    ``labels``: defaults for every call; a ``run`` label is generated when not given, so
+    ``per: [run]`` budgets count this process's run. ``clock``: anything with ``now()``.
+    ``on_event``: called with every governance event (levels reached, approvals).
+    """
+
+    def __init__(
+        self,
+        policy: Policy | Mapping[str, Any] | str | os.PathLike[str],
+        store: Store | str | os.PathLike[str] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        on_event: EventSink | Sequence[EventSink] = (),
+    ) -> None:
+        self.policy = _as_policy(policy)
+        try:
+            self.tz = ZoneInfo(self.policy.timezone)
+        except (KeyError, ValueError) as e:
+            raise ConfigError(
+                f"{self.policy.source}: timezone {self.policy.timezone!r} is not an IANA zone "
+                "name (e.g. UTC, Europe/Paris)"
+            ) from e
+        self.store = store if isinstance(store, Store) else open_store(store)
+        self.clock: Clock = clock or SystemClock()
+        self.labels = check_labels({"run": uuid.uuid4().hex[:12], **(labels or {})})
+        self._sinks: list[EventSink] = [on_event] if callable(on_event) else list(on_event)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _labels(self, labels: Mapping[str, object]) -> dict[str, str]:
+        return {**self.labels, **check_labels(labels)}
+
+    def _cost(self, labels: Mapping[str, str], prompt: int, completion: int,
+              cached: int = 0) -> int | None:
+        from .core.decide import cost_micros
+
+        model = labels.get("model")
+        price = self.policy.prices.get(model) if model else None
+        if price is None and model:
+            price = _default_price(model)
+        if price is None:
+            return None
+        return cost_micros(prompt, completion, price["input"], price["output"], cached,
+                           price.get("cached_input"))
+
+    def _amounts(self, tgts: Sequence[Target], labels: Mapping[str, str], prompt: int,
+                 completion: int, cached: int = 0) -> Amounts:
+        cost = self._cost(labels, prompt, completion, cached)
+        if cost is None:
+            for t in tgts:
+                if t.budget.unit is Unit.USD:
+                    raise UnknownModel(
+                        f"budget {t.budget.name!r} counts USD but model "
+                        f"{labels.get('model', '(no model label)')!r} has no price; add it "
+                        f"under `prices:` in {self.policy.source}"
+                    )
+        return Amounts(prompt, completion, cost)
+
+    def emit(self, event: AuditEvent) -> None:
+        """Record a governance event in the ledger and hand it to every sink."""
+        self.store.audit(event)
+        for sink in self._sinks:
+            sink(event)
+
+    def _announce(self, decision: Decision, labels: Mapping[str, str], now: float) -> None:
+        for c in decision.announcements:
+            if self.store.raise_level(c.key, c.level_index) >= c.level_index:
+                continue  # another caller announced it first
+            kind = "would_block" if c.action.refuses else c.action.value
+            if kind == "continue":
+                continue
+            msg = f"{kind}: {c.describe()}"
+            (log.error if kind in ("alert", "flag", "would_block") else log.warning)(msg)
+            self.emit(AuditEvent(now, kind, c.budget.name, c.key, msg,
+                                 {"labels": dict(labels), "used": c.used,
+                                  "reserved": c.reserved, "limit": c.limit}))
+
+    def _refuse(self, decision: Decision, labels: Mapping[str, str], now: datetime) -> None:
+        c = decision.refusing
+        assert c is not None
+        fields: dict[str, Any] = {
+            "budget": c.budget.name, "window": c.window.id, "limit": c.limit, "used": c.used,
+            "reserved": c.reserved, "requested": c.requested,
+            "resets_at": c.window.resets_at, "unit": c.budget.unit.value, "decision": decision,
+        }
+        where = f"budget {c.budget.name!r} ({c.window.id})"
+        if c.action is Action.APPROVE:
+            approval = self.store.request_approval(Approval(
+                uuid.uuid4().hex[:10], c.key, c.budget.name, c.window.id, c.requested,
+                "pending", now.timestamp(), dict(labels)))
+            if approval.state == "denied":
+                raise ApprovalDenied(
+                    f"{where} needs approval and request {approval.id} was denied",
+                    request_id=approval.id, suggestion=self._suggest(c, denied=True), **fields)
+            if approval.created_at == now.timestamp() and approval.requested == c.requested:
+                self.emit(AuditEvent(now.timestamp(), "approval_requested", c.budget.name,
+                                     c.key, f"approval {approval.id} requested: {c.describe()}",
+                                     {"approval": approval.id, "labels": dict(labels)}))
+            raise ApprovalRequired(
+                f"{where} needs a person's approval for {c.requested:,} more "
+                f"{c.budget.unit.value}: {c.describe()}",
+                request_id=approval.id,
+                suggestion=f"Approve with `llmbudget approve {approval.id}` "
+                           f"(or deny with `llmbudget deny {approval.id}`), then retry",
+                **fields)
+        raise BudgetExceeded(
+            f"{where} would pass its limit: {c.used:,} used + {c.reserved:,} reserved + "
+            f"{c.requested:,} requested > {c.limit:,} {c.budget.unit.value}",
+            suggestion=self._suggest(c), **fields)
+
+    def _suggest(self, c: BudgetCheck, denied: bool = False) -> str:
+        i = self.policy.budgets.index(c.budget)
+        raise_it = f"raise budgets[{i}].limit ('{c.budget.name}') in {self.policy.source}"
+        if c.requested > c.limit:
+            return (f"This call alone needs {c.requested:,}, more than the whole limit: lower "
+                    f"max_tokens or {raise_it}")
+        if c.window.window is Window.RUN:
+            return f"This budget never resets: {raise_it}" + (
+                "" if denied else ", or start a new run")
+        when = c.window.resets_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z") \
+            if c.window.resets_at else "?"
+        return f"It resets at {when}; or {raise_it}"
+
+    # -- the protocol -------------------------------------------------------------------------
+    def reserve(
+        self,
+        *,
+        prompt_tokens: int,
+        max_completion_tokens: int | None = None,
+        lease_seconds: float | None = None,
+        **labels: str,
+    ) -> Reservation:
+        """Reserve ``prompt_tokens + max_completion_tokens`` against every matching budget,
+        atomically (all or none). Raises :class:`BudgetExceeded` (or
+        :class:`ApprovalRequired`) when a budget refuses. Use the result as a context
+        manager (``with`` or ``async with``) and call ``.commit(...)`` with the actuals."""
+        prompt = check_tokens("prompt_tokens", prompt_tokens)
+        completion = check_tokens(
+            "max_completion_tokens",
+            self.policy.default_completion_tokens if max_completion_tokens is None
+            else max_completion_tokens)
+        lab = self._labels(labels)
+        now = self.clock.now()
+        tgts = targets(self.policy, lab, now, self.tz)
+        chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
+        rid = uuid.uuid4().hex
+        lease = self.policy.lease_seconds if lease_seconds is None else lease_seconds
+        out = self.store.reserve(rid, chs, ReservationMeta(tuple(lab.items()), prompt, completion),
+                                 now.timestamp() + lease, now.timestamp())
+        decision = evaluate(self.policy, tgts, [c.amount for c in chs], out.counters,
+                            applied=out.ok, refused_key=out.refused)
+        if not out.ok:
+            self._refuse(decision, lab, now)
+        self._announce(decision, lab, now.timestamp())
+        return Reservation(self, rid, lab, tgts, prompt, completion, decision, lease)
+
+    async def areserve(self, **kwargs: Any) -> Reservation:
+        """:meth:`reserve` run in a worker thread, for event loops."""
+        import asyncio
+
+        return await asyncio.to_thread(lambda: self.reserve(**kwargs))
+
+    def record(
+        self,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        idempotency_key: str | None = None,
+        **labels: str,
+    ) -> Decision:
+        """Record usage that already happened (never refused: it is spent). Recording the same
+        ``idempotency_key`` twice counts it once. Returns where every budget now stands."""
+        prompt = check_tokens("prompt_tokens", prompt_tokens)
+        completion = check_tokens("completion_tokens", completion_tokens)
+        cached = check_tokens("cached_tokens", cached_tokens)
+        reasoning = check_tokens("reasoning_tokens", reasoning_tokens)
+        lab = self._labels(labels)
+        now = self.clock.now()
+        tgts = targets(self.policy, lab, now, self.tz)
+        amounts = self._amounts(tgts, lab, prompt, completion, cached)
+        chs = charges(self.policy, tgts, amounts, enforce=False)
+        usage = Usage(prompt, completion, cached, reasoning, amounts.cost_micros)
+        out = self.store.record(idempotency_key or uuid.uuid4().hex, chs, lab, usage,
+                                now.timestamp())
+        return self._settled(tgts, out.counters, lab, now.timestamp())
+
+    def _settled(self, tgts: Sequence[Target], counters: Sequence[Any],
+                 labels: Mapping[str, str], now: float) -> Decision:
+        by_key = {c.key: c for c in counters}
+        decision = evaluate(self.policy, tgts, [0] * len(tgts),
+                            [by_key.get(t.key) for t in tgts], applied=True)
+        self._announce(decision, labels, now)
+        return decision
+
+    def check(
+        self, *, prompt_tokens: int, max_completion_tokens: int | None = None, **labels: str
+    ) -> Decision:
+        """Would a call with these labels and tokens be allowed right now? Changes nothing
+        (a dry run: no reservation, no approval request)."""
+        prompt = check_tokens("prompt_tokens", prompt_tokens)
+        completion = check_tokens(
+            "max_completion_tokens",
+            self.policy.default_completion_tokens if max_completion_tokens is None
+            else max_completion_tokens)
+        lab = self._labels(labels)
+        now = self.clock.now()
+        tgts = targets(self.policy, lab, now, self.tz)
+        chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
+        found = {c.key: c for c in self.store.counters([c.key for c in chs])}
+        refused = next((c.key for c in chs if not fits(found.get(c.key), c.amount, c.cap)),
+                       None)
+        return evaluate(self.policy, tgts, [c.amount for c in chs],
+                        [found.get(c.key) for c in chs], applied=False, refused_key=refused)
+
+    def status(self, *, budget: str | None = None) -> list[CounterStatus]:
+        """Every live counter (its window has not ended), optionally for one budget."""
+        now = self.clock.now()
+        out = []
+        for c in self.store.counters(active_at=now.timestamp()):
+            if budget is not None and c.budget != budget:
+                continue
+            try:
+                b = self.policy.budget(c.budget)
+            except KeyError:
+                continue  # a budget no longer in the policy
+            from .core.decide import level_of
+
+            _, lv = level_of(b, c.used + c.reserved, c.granted)
+            resets = (datetime.fromtimestamp(c.window_end, self.tz)
+                      if c.window_end is not None else None)
+            out.append(CounterStatus(
+                b.name, c.key, dict(c.partition), c.window_id, b.unit.value, c.used,
+                c.reserved, c.granted, b.limit + c.granted,
+                (lv.name or lv.action.value) if lv else "normal",
+                lv.action.value if lv else "continue", resets))
+        return out
+
+    # -- approvals ----------------------------------------------------------------------------
+    def approvals(self, state: str | None = "pending") -> list[Approval]:
+        """Approval requests (pending ones by default; ``None`` for all)."""
+        return self.store.approvals(state=state)
+
+    def approve(self, approval_id: str, tokens: int | None = None, *, by: str = "",
+                note: str = "") -> Approval:
+        """Grant ``tokens`` (default: what was requested) more headroom to the request's
+        counter for its window; recorded with who and why."""
+        if tokens is not None:
+            tokens = check_tokens("tokens", tokens)
+            if tokens == 0:
+                raise InvalidUsage("--tokens must be positive to approve anything")
+        a = self.store.resolve_approval(approval_id, approve=True, tokens=tokens,
+                                        by=by or _whoami(), note=note,
+                                        now=self.clock.now().timestamp())
+        self.emit(AuditEvent(self.clock.now().timestamp(), "approved", a.budget, a.key,
+                             f"approval {a.id} granted {a.granted:,} by {a.resolved_by}",
+                             {"approval": a.id, "granted": a.granted, "note": note}))
+        return a
+
+    def deny(self, approval_id: str, *, by: str = "", note: str = "") -> Approval:
+        """Refuse an approval request; further calls on that counter in its window raise
+        :class:`ApprovalDenied`."""
+        a = self.store.resolve_approval(approval_id, approve=False, tokens=None,
+                                        by=by or _whoami(), note=note,
+                                        now=self.clock.now().timestamp())
+        self.emit(AuditEvent(self.clock.now().timestamp(), "denied", a.budget, a.key,
+                             f"approval {a.id} denied by {a.resolved_by}",
+                             {"approval": a.id, "note": note}))
+        return a
+
+    # -- decorator ----------------------------------------------------------------------------
+    def govern(
+        self,
+        *,
+        prompt_tokens: int | Callable[..., int] = 0,
+        max_completion_tokens: int | None = None,
+        usage: Callable[[Any], tuple[int, int]] | None = None,
+        **labels: str,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a function (sync or async) that makes one LLM call.
+
+        ``prompt_tokens`` is a number or a function of the call's arguments; ``usage`` maps
+        the result to ``(prompt_tokens, completion_tokens)`` (without it, the reservation is
+        committed at its estimate). Exceptions release the reservation and propagate.
+        """
+
+        def deco(fn: Callable[P, R]) -> Callable[P, R]:
+            def start(*args: Any, **kwargs: Any) -> Reservation:
+                p = prompt_tokens(*args, **kwargs) if callable(prompt_tokens) else prompt_tokens
+                extra: dict[str, Any] = dict(labels)
+                return self.reserve(prompt_tokens=p, max_completion_tokens=max_completion_tokens,
+                                    **extra)
+
+            def finish(res: Reservation, result: Any) -> None:
+                if usage is None:
+                    res.commit()
+                else:
+                    p, c = usage(result)
+                    res.commit(prompt_tokens=p, completion_tokens=c)
+
+            if inspect.iscoroutinefunction(fn):
+                @functools.wraps(fn)
+                async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                    res = start(*args, **kwargs)
+                    try:
+                        result = await fn(*args, **kwargs)
+                    except BaseException:
+                        res.release()
+                        raise
+                    finish(res, result)
+                    return result
+
+                return awrapper  # type: ignore[return-value]
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                res = start(*args, **kwargs)
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException:
+                    res.release()
+                    raise
+                finish(res, result)
+                return result
+
+            return wrapper
+
+        return deco
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> Governor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user entry (containers)
+        return f"uid:{os.getuid()}"
+
+
+def _default_price(model: str) -> Mapping[str, float] | None:
+    """The built-in price for ``model`` from :mod:`llmbudget.tokens`, if it has one."""
+    try:
+        from .tokens import price_for  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        p = price_for(model)
+    except LookupError:
+        return None
+    return {"input": p.input_per_mtok, "output": p.output_per_mtok,
+            "cached_input": p.cached_input_per_mtok}
+
+
+def _as_policy(policy: Policy | Mapping[str, Any] | str | os.PathLike[str]) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    from .policy import load_policy, policy_from_mapping
+
+    if isinstance(policy, Mapping):
+        return policy_from_mapping(policy)
+    return load_policy(policy)

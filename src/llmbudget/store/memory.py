@@ -1,0 +1,299 @@
+"""An in-process store: dictionaries behind one lock. Thread-safe, not shared across
+processes, gone when the process ends. For tests, backtests (``replay``) and single-process
+apps that keep nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from .._errors import InvalidUsage, NotFound, ReservationError
+from ..core.ledger import (
+    Approval,
+    AuditEvent,
+    Charge,
+    CommitOutcome,
+    CounterState,
+    ReservationMeta,
+    ReserveOutcome,
+    Usage,
+    UsageEvent,
+    fits,
+)
+from ..core.samples import EstimateSample
+from ._base import Store
+
+
+@dataclass
+class _Reservation:
+    charges: dict[str, int]
+    meta: ReservationMeta
+    lease_until: float
+    created: float
+    state: str = "active"
+    event_index: int | None = None
+    actual: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryStore(Store):
+    """Counters, reservations and events in memory. ``MemoryStore()`` or ``memory://``."""
+
+    def __init__(self) -> None:
+        self.url = "memory://"
+        self._lock = threading.Lock()
+        self._counters: dict[str, CounterState] = {}
+        self._res: dict[str, _Reservation] = {}
+        self._events: list[UsageEvent] = []
+        self._event_ids: dict[str, int] = {}
+        self._audit: list[AuditEvent] = []
+        self._approvals: dict[str, Approval] = {}
+
+    # -- helpers (lock held) ------------------------------------------------------------------
+    def _counter(self, ch: Charge) -> CounterState:
+        st = self._counters.get(ch.key)
+        if st is None:
+            st = CounterState(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
+            self._counters[ch.key] = st
+        return st
+
+    def _add(self, key: str, used: int = 0, reserved: int = 0) -> CounterState:
+        st = self._counters[key]
+        st = replace(st, used=st.used + used, reserved=st.reserved + reserved)
+        self._counters[key] = st
+        return st
+
+    def _try(self, charges: Sequence[Charge]) -> ReserveOutcome:
+        found = [self._counters.get(c.key) for c in charges]
+        for ch, st in zip(charges, found, strict=True):
+            if not fits(st, ch.amount, ch.cap):
+                as_found = tuple(
+                    s or CounterState(c.key, c.budget, c.window_id, c.window_end, c.partition)
+                    for c, s in zip(charges, found, strict=True)
+                )
+                return ReserveOutcome(False, as_found, ch.key)
+        after = []
+        for ch in charges:
+            self._counter(ch)
+            after.append(self._add(ch.key, reserved=ch.amount))
+        return ReserveOutcome(True, tuple(after))
+
+    def _sweep(self, now: float) -> int:
+        n = 0
+        for rid, r in self._res.items():
+            if r.state == "active" and r.lease_until < now:
+                for key, amount in r.charges.items():
+                    self._add(key, used=amount, reserved=-amount)
+                r.state = "expired"
+                r.event_index = self._append_event(
+                    UsageEvent(rid, now, dict(r.meta.labels), r.meta.prompt_tokens,
+                               r.meta.completion_tokens, estimated_prompt=r.meta.prompt_tokens,
+                               estimated_completion=r.meta.completion_tokens, settled=False)
+                )
+                n += 1
+        return n
+
+    def _append_event(self, ev: UsageEvent) -> int:
+        self._events.append(ev)
+        self._event_ids[ev.id] = len(self._events) - 1
+        return len(self._events) - 1
+
+    # -- atomic steps -------------------------------------------------------------------------
+    def reserve(
+        self, rid: str, charges: Sequence[Charge], meta: ReservationMeta,
+        lease_until: float, now: float,
+    ) -> ReserveOutcome:
+        with self._lock:
+            if rid in self._res:
+                raise ReservationError(f"reservation id {rid!r} is already in use")
+            self._sweep(now)
+            out = self._try(charges)
+            if out.ok:
+                self._res[rid] = _Reservation(
+                    {c.key: c.amount for c in charges}, meta, lease_until, now
+                )
+            return out
+
+    def extend(
+        self, rid: str, charges: Sequence[Charge], lease_until: float, now: float
+    ) -> ReserveOutcome:
+        with self._lock:
+            r = self._res.get(rid)
+            if r is None or r.state != "active":
+                state = r.state if r else "unknown"
+                raise ReservationError(f"cannot extend reservation {rid!r}: it is {state}")
+            out = self._try(charges)
+            if out.ok:
+                for c in charges:
+                    r.charges[c.key] = r.charges.get(c.key, 0) + c.amount
+                r.lease_until = lease_until
+            return out
+
+    def commit(
+        self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
+    ) -> CommitOutcome:
+        with self._lock:
+            r = self._res.get(rid)
+            if r is None:
+                raise ReservationError(f"cannot commit reservation {rid!r}: unknown id")
+            if r.state == "committed":
+                return CommitOutcome(tuple(self._counters[k] for k in r.charges), True)
+            if r.state == "released":
+                raise ReservationError(f"cannot commit reservation {rid!r}: it was released")
+            for key, reserved in r.charges.items():
+                amount = actual.get(key, 0)
+                if r.state == "expired":  # charged at the estimate already: correct it
+                    self._add(key, used=amount - reserved)
+                else:
+                    self._add(key, used=amount, reserved=-reserved)
+            ev = UsageEvent(
+                rid, now, dict(r.meta.labels), usage.prompt_tokens, usage.completion_tokens,
+                usage.cached_tokens, usage.reasoning_tokens, usage.cost_micros,
+                r.meta.prompt_tokens, r.meta.completion_tokens, True,
+            )
+            if r.event_index is not None:
+                self._events[r.event_index] = ev
+            else:
+                r.event_index = self._append_event(ev)
+            r.state = "committed"
+            return CommitOutcome(tuple(self._counters[k] for k in r.charges))
+
+    def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
+        with self._lock:
+            r = self._res.get(rid)
+            if r is None:
+                raise ReservationError(f"cannot release reservation {rid!r}: unknown id")
+            if r.state == "active":
+                for key, amount in r.charges.items():
+                    self._add(key, reserved=-amount)
+                r.state = "released"
+            return tuple(self._counters[k] for k in r.charges)
+
+    def record(
+        self, event_id: str, charges: Sequence[Charge], labels: Mapping[str, str],
+        usage: Usage, now: float,
+    ) -> CommitOutcome:
+        with self._lock:
+            if event_id in self._event_ids:
+                return CommitOutcome(
+                    tuple(self._counters[c.key] for c in charges if c.key in self._counters),
+                    True,
+                )
+            after = []
+            for ch in charges:
+                self._counter(ch)
+                after.append(self._add(ch.key, used=ch.amount))
+            self._append_event(
+                UsageEvent(event_id, now, dict(labels), usage.prompt_tokens,
+                           usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens,
+                           usage.cost_micros)
+            )
+            return CommitOutcome(tuple(after))
+
+    def sweep(self, now: float) -> int:
+        with self._lock:
+            return self._sweep(now)
+
+    # -- reading ------------------------------------------------------------------------------
+    def counters(
+        self, keys: Sequence[str] | None = None, *, active_at: float | None = None
+    ) -> list[CounterState]:
+        with self._lock:
+            if keys is not None:
+                return [self._counters[k] for k in keys if k in self._counters]
+            return [
+                c for c in self._counters.values()
+                if active_at is None or c.window_end is None or c.window_end > active_at
+            ]
+
+    def events(
+        self, *, since: float | None = None, until: float | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Iterable[UsageEvent]:
+        with self._lock:
+            evs = sorted(self._events, key=lambda e: e.at)
+        for e in evs:
+            if since is not None and e.at < since:
+                continue
+            if until is not None and e.at >= until:
+                continue
+            if labels and any(e.labels.get(k) != v for k, v in labels.items()):
+                continue
+            yield e
+
+    def estimate_samples(
+        self, *, model: str | None = None, operation: str | None = None, limit: int = 1000
+    ) -> list[EstimateSample]:
+        with self._lock:
+            evs = list(reversed(self._events))
+        out = []
+        for e in evs:
+            if not e.settled or e.estimated_completion is None or e.estimated_prompt is None:
+                continue
+            m, op = e.labels.get("model", ""), e.labels.get("operation", "")
+            if (model is not None and m != model) or (operation is not None and op != operation):
+                continue
+            out.append(EstimateSample(m, op, e.estimated_prompt, e.prompt_tokens,
+                                      e.estimated_completion, e.completion_tokens, e.at))
+            if len(out) >= limit:
+                break
+        return out
+
+    def reservation_state(self, rid: str) -> str | None:
+        with self._lock:
+            r = self._res.get(rid)
+            return r.state if r else None
+
+    # -- levels, audit, approvals ---------------------------------------------------------------
+    def raise_level(self, key: str, level: int) -> int:
+        with self._lock:
+            st = self._counters.get(key)
+            if st is None:
+                return level
+            prev = st.level
+            if level > prev:
+                self._counters[key] = replace(st, level=level)
+            return prev
+
+    def audit(self, event: AuditEvent) -> None:
+        with self._lock:
+            self._audit.append(event)
+
+    def audit_events(self, *, kind: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        with self._lock:
+            evs = [e for e in reversed(self._audit) if kind is None or e.kind == kind]
+        return evs[:limit]
+
+    def request_approval(self, approval: Approval) -> Approval:
+        with self._lock:
+            for a in self._approvals.values():
+                if a.key == approval.key and a.state in ("pending", "denied"):
+                    return a
+            self._approvals[approval.id] = approval
+            return approval
+
+    def approvals(self, *, state: str | None = None, key: str | None = None) -> list[Approval]:
+        with self._lock:
+            out = [a for a in self._approvals.values()
+                   if (state is None or a.state == state) and (key is None or a.key == key)]
+        return sorted(out, key=lambda a: a.created_at, reverse=True)
+
+    def resolve_approval(
+        self, approval_id: str, *, approve: bool, tokens: int | None, by: str, note: str,
+        now: float,
+    ) -> Approval:
+        with self._lock:
+            a = self._approvals.get(approval_id)
+            if a is None:
+                raise NotFound(f"no approval request {approval_id!r}; list them with "
+                               "`llmbudget approvals`")
+            if a.state == "approved":
+                raise InvalidUsage(f"approval request {approval_id!r} was already approved")
+            grant = (a.requested if tokens is None else tokens) if approve else 0
+            a = replace(a, state="approved" if approve else "denied", granted=grant,
+                        resolved_at=now, resolved_by=by, note=note)
+            self._approvals[approval_id] = a
+            if approve:
+                st = self._counters.get(a.key) or CounterState(a.key, a.budget, a.window_id)
+                self._counters[a.key] = replace(st, granted=st.granted + grant)
+            return a
