@@ -105,7 +105,7 @@ class Reservation:
             raise InvalidUsage(
                 f"reasoning_tokens ({reasoning:,}) cannot exceed completion_tokens ({c:,})")
         gov = self._gov
-        amounts = gov._amounts(self._targets, self.labels, p, c, cached)
+        amounts = gov._amounts(self._targets, self.labels, p, c, cached, settle=True)
         actual = {t.key: amounts.of(t.budget) for t in self._targets}
         usage = Usage(p, c, cached, reasoning, amounts.cost_micros)
         now = gov.clock.now().timestamp()

@@ -115,7 +115,9 @@ class Governor:
     URL (default: ``$LLMBUDGET_LEDGER`` or the SQLite file in the user data folder).
     ``labels``: defaults for every call; a ``run`` label is generated when not given, so
     ``per: [run]`` budgets count this process's run. ``clock``: anything with ``now()``.
-    ``on_event``: called with every governance event (levels reached, approvals).
+    ``on_event``: called with every governance event (levels reached, approvals);
+    ``log_events``: also log them to the ``llmbudget`` logger (warn as WARNING, alert/flag as
+    ERROR).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class Governor:
         labels: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         on_event: EventSink | Sequence[EventSink] = (),
+        log_events: bool = True,
     ) -> None:
         self.policy = _as_policy(policy)
         try:
@@ -139,6 +142,8 @@ class Governor:
         self.clock: Clock = clock or SystemClock()
         self.labels = check_labels({"run": uuid.uuid4().hex[:12], **(labels or {})})
         self._sinks: list[EventSink] = [on_event] if callable(on_event) else list(on_event)
+        self._log_events = log_events
+        self._prices: dict[str, Any] = {}
 
     # -- helpers ------------------------------------------------------------------------------
     def _labels(self, labels: Mapping[str, object]) -> dict[str, str]:
@@ -146,28 +151,37 @@ class Governor:
 
     def _cost(self, labels: Mapping[str, str], prompt: int, completion: int,
               cached: int = 0) -> int | None:
+        """USD cost in micro-dollars, or ``None`` when the model has no known price."""
         from .core.decide import cost_micros
 
         model = labels.get("model")
-        price = self.policy.prices.get(model) if model else None
-        if price is None and model:
-            price = _default_price(model)
-        if price is None:
+        if not model:
             return None
-        return cost_micros(prompt, completion, price["input"], price["output"], cached,
-                           price.get("cached_input"))
+        if model not in self._prices:
+            from .tokens import price_for
+
+            try:
+                self._prices[model] = price_for(model, self.policy.prices)
+            except LookupError:
+                self._prices[model] = None
+        p = self._prices[model]
+        if p is None:
+            return None
+        return cost_micros(prompt, completion, p.input, p.output, cached, p.cached_input)
 
     def _amounts(self, tgts: Sequence[Target], labels: Mapping[str, str], prompt: int,
-                 completion: int, cached: int = 0) -> Amounts:
-        cost = self._cost(labels, prompt, completion, cached)
-        if cost is None:
-            for t in tgts:
-                if t.budget.unit is Unit.USD:
-                    raise UnknownModel(
-                        f"budget {t.budget.name!r} counts USD but model "
-                        f"{labels.get('model', '(no model label)')!r} has no price; add it "
-                        f"under `prices:` in {self.policy.source}"
-                    )
+                 completion: int, cached: int = 0, *, settle: bool = False) -> Amounts:
+        """The call's amounts; its cost is priced only when a ``usd`` budget needs it or the
+        usage is being settled (the ledger keeps every event's cost)."""
+        needs_usd = any(t.budget.unit is Unit.USD for t in tgts)
+        cost = self._cost(labels, prompt, completion, cached) if needs_usd or settle else None
+        if cost is None and needs_usd:
+            t = next(t for t in tgts if t.budget.unit is Unit.USD)
+            raise UnknownModel(
+                f"budget {t.budget.name!r} counts USD but model "
+                f"{labels.get('model', '(no model label)')!r} has no known price; add it "
+                f"under `prices:` in {self.policy.source}"
+            )
         return Amounts(prompt, completion, cost)
 
     def emit(self, event: AuditEvent) -> None:
@@ -184,7 +198,8 @@ class Governor:
             if kind == "continue":
                 continue
             msg = f"{kind}: {c.describe()}"
-            (log.error if kind in ("alert", "flag", "would_block") else log.warning)(msg)
+            if self._log_events:
+                (log.error if kind in ("alert", "flag", "would_block") else log.warning)(msg)
             self.emit(AuditEvent(now, kind, c.budget.name, c.key, msg,
                                  {"labels": dict(labels), "used": c.used,
                                   "reserved": c.reserved, "limit": c.limit}))
@@ -293,7 +308,7 @@ class Governor:
         lab = self._labels(labels)
         now = self.clock.now()
         tgts = targets(self.policy, lab, now, self.tz)
-        amounts = self._amounts(tgts, lab, prompt, completion, cached)
+        amounts = self._amounts(tgts, lab, prompt, completion, cached, settle=True)
         chs = charges(self.policy, tgts, amounts, enforce=False)
         usage = Usage(prompt, completion, cached, reasoning, amounts.cost_micros)
         out = self.store.record(idempotency_key or uuid.uuid4().hex, chs, lab, usage,
@@ -460,20 +475,6 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no user entry (containers)
         return f"uid:{os.getuid()}"
-
-
-def _default_price(model: str) -> Mapping[str, float] | None:
-    """The built-in price for ``model`` from :mod:`llmbudget.tokens`, if it has one."""
-    try:
-        from .tokens import price_for  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        p = price_for(model)
-    except LookupError:
-        return None
-    return {"input": p.input_per_mtok, "output": p.output_per_mtok,
-            "cached_input": p.cached_input_per_mtok}
 
 
 def _as_policy(policy: Policy | Mapping[str, Any] | str | os.PathLike[str]) -> Policy:

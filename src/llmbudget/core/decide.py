@@ -221,6 +221,9 @@ def evaluate(
         reason = "within every budget" if checks else "no budget matches these labels"
     else:
         top = max(checks, key=lambda c: c.action.severity)
-        note = " (mode warn: not enforced)" if top.action.refuses else ""
+        note = ""
+        if top.action.refuses:
+            note = (" (past a refusing level: the next call will be refused)" if top.enforced
+                    else " (mode warn: not enforced)")
         reason = f"{top.action.value}: {top.describe()}{note}"
     return Decision(allowed, strongest, tuple(checks), reason)
