@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ._errors import ApprovalRequired, BudgetExceeded, ConfigError, InvalidUsage
 from .core.ledger import AuditEvent
@@ -175,9 +176,10 @@ def replay(policy: Policy, records: Iterable[UsageRecord]) -> ReplayReport:
         current[:] = [r]
         clock.set(r.time)
         report.records += 1
+        labels: dict[str, Any] = r.labels
         try:
             res = gov.reserve(prompt_tokens=r.prompt_tokens,
-                              max_completion_tokens=r.completion_tokens, **r.labels)
+                              max_completion_tokens=r.completion_tokens, **labels)
         except BudgetExceeded as e:
             kind = "approval" if isinstance(e, ApprovalRequired) else "blocked"
             report.approvals += kind == "approval"

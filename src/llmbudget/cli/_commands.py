@@ -124,7 +124,7 @@ def record(
     as_json: JsonOpt = False,
 ) -> None:
     """Record usage that already happened (never refused: it is spent)."""
-    labels = parse_labels(label, model)
+    labels: dict[str, Any] = parse_labels(label, model)
     with _gov() as gov:
         d = gov.record(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                        cached_tokens=cached_tokens, idempotency_key=event_id, **labels)
@@ -144,7 +144,7 @@ def check(
 ) -> None:
     """Would this call be allowed now? A dry run for shell scripts. Exit 0 allowed,
     3 blocked, 4 approval needed, 2 bad input, 1 ledger failure."""
-    labels = parse_labels(label, model)
+    labels: dict[str, Any] = parse_labels(label, model)
     with _gov() as gov:
         d = gov.check(prompt_tokens=prompt_tokens, max_completion_tokens=max_completion_tokens,
                       **labels)
