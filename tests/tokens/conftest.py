@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,9 @@ from llmbudget.tokens._registry import TokenizerRegistry
 
 
 @pytest.fixture
-def registry() -> Iterator[TokenizerRegistry]:
+def registry() -> TokenizerRegistry:
     """A fresh registry, so warn-once state and registrations do not leak between tests."""
-    yield TokenizerRegistry()
+    return TokenizerRegistry()
 
 
 @pytest.fixture(params=[name for name, _ in CORPUS])

@@ -61,10 +61,11 @@ def test_claude_estimate_is_flagged_and_bounded(registry: TokenizerRegistry) -> 
 
 
 def test_fallback_warns_once_per_model(registry: TokenizerRegistry) -> None:
+    def use(model: str, text: str) -> None:
+        registry.counter(model).count_text(text)
+
     with pytest.warns(TokenEstimateWarning) as rec:
-        registry.counter("mystery-1").count_text("x")
-        registry.counter("mystery-1").count_text("y")
-        registry.counter("mystery-2").count_text("z")
+        [use(m, t) for m, t in (("mystery-1", "x"), ("mystery-1", "y"), ("mystery-2", "z"))]
     assert [str(w.message).split("'")[1] for w in rec] == ["mystery-1", "mystery-2"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -18,21 +18,54 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._registry import FallbackPolicy, ModelCounter, default_registry
+from ._calibration import (
+    DEFAULT_TARGET_UNDER_RATE,
+    CalibrationRow,
+    MarginTable,
+    calibrate,
+    check_prompt_mismatch,
+    required_margin,
+)
+from ._estimate import (
+    DEFAULT_COMPLETION_TOKENS,
+    CompletionEstimate,
+    CompletionEstimator,
+    estimate_completion,
+    percentile,
+)
+from ._pricing import PRICES_AS_OF, Price, cost_usd, known_prices, price_for
+from ._registry import KNOWN_MODELS, FallbackPolicy, ModelCounter, default_registry
 from ._types import TokenCount, TokenEstimateWarning, TokenizerMismatchWarning
 
 __all__ = [
+    "DEFAULT_COMPLETION_TOKENS",
+    "DEFAULT_TARGET_UNDER_RATE",
+    "PRICES_AS_OF",
+    "CalibrationRow",
+    "CompletionEstimate",
+    "CompletionEstimator",
     "FallbackPolicy",
+    "MarginTable",
     "ModelCounter",
+    "Price",
     "TokenCount",
     "TokenEstimateWarning",
     "TokenizerMismatchWarning",
+    "calibrate",
+    "check_prompt_mismatch",
+    "cost_usd",
     "count_chat",
     "count_text",
     "counter_for",
     "describe_model",
+    "estimate_completion",
+    "known_models",
+    "known_prices",
+    "percentile",
+    "price_for",
     "register_model",
     "register_tokenizer_file",
+    "required_margin",
     "set_fallback",
 ]
 
@@ -106,3 +139,20 @@ def set_fallback(*, margin: float | None = None, strict: bool | None = None) -> 
 def describe_model(model: str) -> dict[str, Any]:
     """Family, tokenizer, exactness (text and chat) of a model, without loading a tokenizer."""
     return default_registry().describe(model)
+
+
+def known_models() -> list[dict[str, Any]]:
+    """The common models llmbudget knows: name, family, tokenizer, exactness (text and chat)
+    and price (USD per 1M input/output/cached-input tokens, or ``None`` when unknown).
+    Loads no tokenizer."""
+    from .._errors import UnknownModel
+
+    out: list[dict[str, Any]] = []
+    for name in KNOWN_MODELS:
+        row = describe_model(name)
+        try:
+            row["price"] = price_for(name).to_dict()
+        except UnknownModel:
+            row["price"] = None
+        out.append(row)
+    return out
