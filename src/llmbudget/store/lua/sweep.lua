@@ -1,0 +1,2 @@
+-- sweep: settle expired leases at their estimate; reply: how many
+return sweep()

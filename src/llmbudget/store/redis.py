@@ -1,0 +1,843 @@
+"""The Redis store: one ledger shared by every process on every host that reaches one Redis.
+
+Every atomic step (reserve, extend, commit, release, record, sweep, raise_level, approvals) is
+one Lua script, shipped as a package resource (``llmbudget/store/lua/*.lua``) and run by SHA
+(``EVALSHA``, loading it on ``NOSCRIPT``): Redis runs a script whole, with nothing interleaved,
+so "check every counter, then apply every charge" is all-or-none across all clients.
+
+URL: ``redis://[:password@]host:6379/0`` (``rediss://`` for TLS, ``unix:///path.sock``) plus
+llmbudget's own query options, removed before the URL reaches redis-py:
+
+==============  =========================================================================
+``prefix``      key namespace (default ``llmb``): every key is ``{prefix}:…``
+``clock``       ``server`` (default: lease expiry on Redis ``TIME``) or ``caller``
+``maxlen``      events stream length, approximately trimmed (default 10 000 000)
+``retention``   seconds settled reservations and idempotency keys are kept (default 35 days)
+``margin``      seconds a windowed counter outlives its window (default 2 days)
+``eviction``    ``refuse`` (default) or ``allow`` a ``maxmemory-policy`` that may evict keys
+==============  =========================================================================
+
+Key layout (``P`` = prefix; the braces are a Redis Cluster hash tag, so every key of one
+ledger hashes to one slot and every script's keys are co-located)::
+
+    {P}:meta               hash: schema version; its absence means keys were lost
+    {P}:c:<counter key>    hash: budget window_id window_end partition used reserved granted
+                           level; PEXPIREAT window_end + margin
+    {P}:counters           zset: counter key -> window_end (+inf for lifetime counters)
+    {P}:r:<rid>            hash: state keys amts labels ep ec lease ev; EXPIRE retention once
+                           settled
+    {P}:leases             zset: active rid -> lease end (on the clock chosen above)
+    {P}:e:<id>             string: events-stream id of a settled reservation or record;
+                           the idempotency key of commit/record, EXPIRE retention
+    {P}:events             stream of usage events, field ``d`` = JSON, MAXLEN ~ maxlen
+    {P}:audit              stream of governance events, MAXLEN ~ 100 000
+    {P}:a:<id>             hash: one approval request;  {P}:approvals zset id -> created_at
+    {P}:ak:<counter key>   string: the latest request id for a counter (dedupe)
+
+:class:`RedisStore` is synchronous; :class:`AsyncRedisStore` has the same steps as coroutines
+(the same scripts, arguments and reply parsing: only the I/O differs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+import redis.exceptions as rex
+
+from .._errors import (
+    ConfigError,
+    InvalidUsage,
+    NotFound,
+    ReservationError,
+    SchemaError,
+    StoreError,
+    StoreUnavailable,
+)
+from ..core.ledger import (
+    Approval,
+    AuditEvent,
+    Charge,
+    CommitOutcome,
+    CounterState,
+    ReservationMeta,
+    ReserveOutcome,
+    Usage,
+    UsageEvent,
+)
+from ..core.samples import EstimateSample
+from ._base import SCHEMA_VERSION, Store
+
+__all__ = ["AsyncRedisStore", "RedisStore", "redacted"]
+
+log = logging.getLogger("llmbudget.store.redis")
+
+SCRIPTS = (
+    "reserve",
+    "extend",
+    "commit",
+    "release",
+    "record",
+    "sweep",
+    "raise_level",
+    "request_approval",
+    "resolve_approval",
+    "counters",
+)
+AUDIT_MAXLEN = 100_000
+_OPTIONS = ("prefix", "clock", "maxlen", "retention", "margin", "eviction")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (safe to print)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _load_scripts() -> dict[str, tuple[str, str]]:
+    pkg = resources.files("llmbudget.store") / "lua"
+    prelude = (pkg / "_prelude.lua").read_text(encoding="utf-8")
+    out = {}
+    for name in SCRIPTS:
+        src = prelude + "\n" + (pkg / f"{name}.lua").read_text(encoding="utf-8")
+        out[name] = (src, hashlib.sha1(src.encode()).hexdigest())
+    return out
+
+
+_SCRIPTS = _load_scripts()
+
+
+# -- the shared, I/O-free half --------------------------------------------------------------
+
+
+def _num(x: float) -> str:
+    if not math.isfinite(x):
+        raise InvalidUsage(f"time {x!r} is not a finite number")
+    return repr(float(x))
+
+
+def _charges_json(charges: Sequence[Charge]) -> str:
+    return json.dumps(
+        [
+            [
+                c.key,
+                c.budget,
+                str(int(c.amount)),
+                "" if c.cap is None else str(int(c.cap)),
+                c.window_id,
+                "" if c.window_end is None else _num(c.window_end),
+                json.dumps([list(p) for p in c.partition]),
+            ]
+            for c in charges
+        ]
+    )
+
+
+def _usage_fragment(u: Usage) -> str:
+    cost = "null" if u.cost_micros is None else str(int(u.cost_micros))
+    return (
+        f'"p":{int(u.prompt_tokens)},"c":{int(u.completion_tokens)},'
+        f'"ca":{int(u.cached_tokens)},"re":{int(u.reasoning_tokens)},"cost":{cost}'
+    )
+
+
+def _state(row: Sequence[Any]) -> CounterState:
+    key, budget, window_id, window_end, part, used, reserved, granted, level = row
+    partition = tuple((str(k), str(v)) for k, v in json.loads(part))
+    return CounterState(
+        str(key),
+        str(budget),
+        str(window_id),
+        float(window_end) if window_end else None,
+        partition,
+        int(used),
+        int(reserved),
+        int(granted),
+        int(level),
+    )
+
+
+def _reserve_outcome(raw: Sequence[Any], charges: Sequence[Charge]) -> ReserveOutcome:
+    if int(raw[0]) == 1:
+        return ReserveOutcome(True, tuple(_state(r) for r in raw[1:]))
+    bad = int(raw[1]) - 1
+    return ReserveOutcome(False, tuple(_state(r) for r in raw[2:]), charges[bad].key)
+
+
+def _commit_outcome(raw: Sequence[Any]) -> CommitOutcome:
+    return CommitOutcome(tuple(_state(r) for r in raw[1:]), duplicate=int(raw[0]) == 1)
+
+
+def _event(data: str) -> UsageEvent:
+    d = json.loads(data)
+    return UsageEvent(
+        d["id"],
+        float(d["at"]),
+        {str(k): str(v) for k, v in d["labels"].items()},
+        int(d["p"]),
+        int(d["c"]),
+        int(d["ca"]),
+        int(d["re"]),
+        d["cost"],
+        d["ep"],
+        d["ec"],
+        bool(d["s"]),
+    )
+
+
+def _matches(
+    e: UsageEvent, since: float | None, until: float | None, labels: Mapping[str, str] | None
+) -> bool:
+    if since is not None and e.at < since:
+        return False
+    if until is not None and e.at >= until:
+        return False
+    return not (labels and any(e.labels.get(k) != v for k, v in labels.items()))
+
+
+def _sample(e: UsageEvent, model: str | None, operation: str | None) -> EstimateSample | None:
+    if not e.settled or e.estimated_completion is None or e.estimated_prompt is None:
+        return None
+    m, op = e.labels.get("model", ""), e.labels.get("operation", "")
+    if (model is not None and m != model) or (operation is not None and op != operation):
+        return None
+    return EstimateSample(
+        m,
+        op,
+        e.estimated_prompt,
+        e.prompt_tokens,
+        e.estimated_completion,
+        e.completion_tokens,
+        e.at,
+    )
+
+
+def _approval(h: Mapping[str, str]) -> Approval:
+    return Approval(
+        h["id"],
+        h["key"],
+        h["budget"],
+        h["window_id"],
+        int(h["requested"]),
+        h["state"],
+        float(h["created_at"]),
+        json.loads(h["labels"]),
+        int(h.get("granted", "0")),
+        float(h["resolved_at"]) if h.get("resolved_at") else None,
+        h.get("resolved_by", ""),
+        h.get("note", ""),
+    )
+
+
+def _approval_fields(a: Approval) -> list[str]:
+    fields = {
+        "id": a.id,
+        "key": a.key,
+        "budget": a.budget,
+        "window_id": a.window_id,
+        "requested": str(int(a.requested)),
+        "state": a.state,
+        "created_at": _num(a.created_at),
+        "labels": json.dumps(a.labels, sort_keys=True),
+        "granted": str(int(a.granted)),
+        "resolved_at": "" if a.resolved_at is None else _num(a.resolved_at),
+        "resolved_by": a.resolved_by,
+        "note": a.note,
+    }
+    return [x for kv in fields.items() for x in kv]
+
+
+def _audit_fields(e: AuditEvent) -> dict[str, str]:
+    return {
+        "d": json.dumps(
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "budget": e.budget,
+                "key": e.key,
+                "message": e.message,
+                "data": e.data,
+            },
+            default=str,
+        )
+    }
+
+
+def _audit_event(data: str) -> AuditEvent:
+    d = json.loads(data)
+    return AuditEvent(float(d["at"]), d["kind"], d["budget"], d["key"], d["message"], d["data"])
+
+
+class _Plan:
+    """Everything about a Redis ledger that is not I/O: options, key names, arguments."""
+
+    def __init__(self, url: str) -> None:
+        self.url = redacted(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as e:
+            raise ConfigError(f"ledger URL {self.url!r} is not a valid URL: {e}") from e
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"ledger URL {self.url!r}: the Redis store needs redis://HOST:PORT/DB, "
+                "rediss://… (TLS) or unix:///path/to/redis.sock"
+            )
+        ours: dict[str, str] = {}
+        theirs = []
+        for k, v in parse_qsl(parts.query, keep_blank_values=True):
+            (ours.__setitem__(k, v) if k in _OPTIONS else theirs.append((k, v)))
+        self.driver_url = urlunsplit(parts._replace(query=urlencode(theirs)))
+        self.prefix = ours.get("prefix", "llmb")
+        if not self.prefix or any(c in self.prefix for c in "{}"):
+            raise ConfigError(f"ledger URL {self.url!r}: prefix must be non-empty, without braces")
+        self.clock = ours.get("clock", "server")
+        if self.clock not in ("server", "caller"):
+            raise ConfigError(f"ledger URL {self.url!r}: clock must be 'server' or 'caller'")
+        self.eviction = ours.get("eviction", "refuse")
+        if self.eviction not in ("refuse", "allow"):
+            raise ConfigError(f"ledger URL {self.url!r}: eviction must be 'refuse' or 'allow'")
+        try:
+            self.maxlen = int(ours.get("maxlen", "10000000"))
+            self.retention = int(ours.get("retention", str(35 * 86400)))
+            self.margin = int(ours.get("margin", str(2 * 86400)))
+        except ValueError as e:
+            raise ConfigError(
+                f"ledger URL {self.url!r}: maxlen, retention and margin are whole numbers"
+            ) from e
+        self.base = "{" + self.prefix + "}:"
+        self.meta = self.base + "meta"
+
+    def argv(self, now: float, *rest: str) -> list[str]:
+        return [
+            self.base,
+            _num(now),
+            self.clock,
+            str(self.maxlen),
+            str(self.retention),
+            str(self.margin),
+            *rest,
+        ]
+
+    def check_policy(self, policy: str | None) -> None:
+        if policy is None:
+            log.warning(
+                "cannot read maxmemory-policy of %s (CONFIG is disabled); make sure "
+                "it is noeviction, or counters may vanish",
+                self.url,
+            )
+            return
+        if policy != "noeviction":
+            msg = (
+                f"Redis at {self.url} has maxmemory-policy {policy!r}: it may evict "
+                "budget counters and reservations, silently allowing spend past limits. "
+                "Set `maxmemory-policy noeviction` (CONFIG SET or redis.conf)"
+            )
+            if self.eviction == "refuse":
+                raise ConfigError(msg + ", or add ?eviction=allow to the URL to accept the risk")
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+
+    def check_meta(self, meta: Mapping[Any, Any]) -> None:
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"Redis ledger {self.url} (prefix {self.prefix!r}) has schema version "
+                f"{version}, newer than this llmbudget understands ({SCHEMA_VERSION}); "
+                "upgrade llmbudget to use it"
+            )
+
+    @contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except rex.ResponseError as e:
+            msg = str(e)
+            if "LLMB_RESERVATION" in msg:
+                raise ReservationError(msg.split("LLMB_RESERVATION ", 1)[1]) from None
+            if "LLMB_INUSE" in msg:
+                raise ReservationError(msg.split("LLMB_INUSE ", 1)[1]) from None
+            if "LLMB_EVICTED" in msg:
+                raise StoreError(
+                    f"Redis ledger {self.url}: {msg.split('LLMB_EVICTED ', 1)[1]}; refusing "
+                    "to guess. Set maxmemory-policy noeviction, then rebuild or reset the "
+                    "ledger (a new prefix starts an empty one)"
+                ) from None
+            if "NOAUTH" in msg or "WRONGPASS" in msg or "NOPERM" in msg:
+                raise StoreUnavailable(
+                    f"Redis at {self.url} refused the credentials while trying to {doing}: "
+                    f"{msg}; put the right user/password in the URL "
+                    "(redis://USER:PASSWORD@HOST:PORT/DB)"
+                ) from None
+            raise StoreUnavailable(f"Redis at {self.url} failed to {doing}: {msg}") from None
+        except rex.AuthenticationError as e:
+            raise StoreUnavailable(
+                f"Redis at {self.url} refused the credentials while trying to {doing}: {e}; "
+                "put the right user/password in the URL (redis://USER:PASSWORD@HOST:PORT/DB)"
+            ) from None
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as e:
+            raise StoreUnavailable(
+                f"cannot reach Redis at {self.url} to {doing} ({e}); check that the server "
+                "runs and the URL's host/port/db are right, or use a failover store "
+                "(on_store_failure='fail_open')"
+            ) from None
+        except rex.RedisError as e:
+            raise StoreUnavailable(f"Redis at {self.url} failed to {doing}: {e}") from None
+
+
+def _call_sync(r: Any, name: str, keys: list[str], argv: list[str]) -> Any:
+    src, sha = _SCRIPTS[name]
+    try:
+        return r.evalsha(sha, len(keys), *keys, *argv)
+    except rex.NoScriptError:
+        r.script_load(src)
+        return r.evalsha(sha, len(keys), *keys, *argv)
+
+
+class RedisStore(Store):
+    """The Redis ledger at ``url`` (see the module docstring for the URL options).
+
+    ``client``: an existing ``redis.Redis`` (``decode_responses=True``) to use instead of
+    opening one from the URL. Raises :class:`~llmbudget.StoreUnavailable` when the server
+    cannot be reached, :class:`~llmbudget.ConfigError` for a bad URL or an evicting server.
+    """
+
+    def __init__(
+        self, url: str = "redis://127.0.0.1:6379/0", *, client: redis.Redis | None = None
+    ) -> None:
+        self._plan = _Plan(url)
+        self.url = self._plan.url
+        self.prefix = self._plan.prefix
+        with self._plan.errors("connect"):
+            if client is None:
+                try:
+                    client = redis.Redis.from_url(
+                        self._plan.driver_url,
+                        decode_responses=True,
+                        socket_connect_timeout=5,
+                        socket_timeout=30,
+                    )
+                except (ValueError, TypeError) as e:
+                    raise ConfigError(f"ledger URL {self.url!r}: {e}") from None
+            self._r: Any = client  # redis-py types replies loosely; ours are str
+            try:
+                policy = self._r.config_get("maxmemory-policy").get("maxmemory-policy")
+            except rex.ResponseError:
+                policy = None
+            self._plan.check_policy(policy)
+            self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
+            self._plan.check_meta(self._r.hgetall(self._plan.meta))
+
+    def _run(self, name: str, now: float, *rest: str, doing: str) -> Any:
+        with self._plan.errors(doing):
+            return _call_sync(self._r, name, [self._plan.meta], self._plan.argv(now, *rest))
+
+    # -- the atomic steps -------------------------------------------------------------------
+    def reserve(
+        self,
+        rid: str,
+        charges: Sequence[Charge],
+        meta: ReservationMeta,
+        lease_until: float,
+        now: float,
+    ) -> ReserveOutcome:
+        raw = self._run(
+            "reserve",
+            now,
+            rid,
+            _charges_json(charges),
+            json.dumps(dict(meta.labels), sort_keys=True),
+            str(int(meta.prompt_tokens)),
+            str(int(meta.completion_tokens)),
+            _num(lease_until),
+            doing="reserve",
+        )
+        return _reserve_outcome(raw, charges)
+
+    def extend(
+        self, rid: str, charges: Sequence[Charge], lease_until: float, now: float
+    ) -> ReserveOutcome:
+        raw = self._run(
+            "extend",
+            now,
+            rid,
+            _charges_json(charges),
+            _num(lease_until),
+            doing="extend a reservation",
+        )
+        return _reserve_outcome(raw, charges)
+
+    def commit(
+        self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
+    ) -> CommitOutcome:
+        raw = self._run(
+            "commit",
+            now,
+            rid,
+            json.dumps({k: str(int(v)) for k, v in actual.items()}),
+            _usage_fragment(usage),
+            doing="commit usage",
+        )
+        return _commit_outcome(raw)
+
+    def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
+        raw = self._run("release", now, rid, doing="release a reservation")
+        return tuple(_state(r) for r in raw)
+
+    def record(
+        self,
+        event_id: str,
+        charges: Sequence[Charge],
+        labels: Mapping[str, str],
+        usage: Usage,
+        now: float,
+    ) -> CommitOutcome:
+        raw = self._run(
+            "record",
+            now,
+            event_id,
+            _charges_json(charges),
+            json.dumps(dict(labels), sort_keys=True),
+            _usage_fragment(usage),
+            doing="record usage",
+        )
+        return _commit_outcome(raw)
+
+    def sweep(self, now: float) -> int:
+        return int(self._run("sweep", now, doing="settle expired reservations"))
+
+    # -- reading ------------------------------------------------------------------------------
+    def counters(
+        self, keys: Sequence[str] | None = None, *, active_at: float | None = None
+    ) -> list[CounterState]:
+        if keys is not None:
+            args = ("keys", json.dumps(list(keys)))
+        else:
+            args = ("active", "" if active_at is None else _num(active_at))
+        raw = self._run("counters", time.time(), *args, doing="read counters")
+        return [_state(r) for r in raw]
+
+    def _stream(self, name: str, reverse: bool) -> Iterator[str]:
+        key = self._plan.base + name
+        cursor = "+" if reverse else "-"
+        while True:
+            with self._plan.errors("read events"):
+                if reverse:
+                    batch = self._r.xrevrange(key, cursor, "-", count=1000)
+                else:
+                    batch = self._r.xrange(key, cursor, "+", count=1000)
+            if not batch:
+                return
+            for _, fields in batch:
+                yield fields["d"]
+            last = batch[-1][0]
+            cursor = "(" + last
+            if len(batch) < 1000:
+                return
+
+    def events(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Iterable[UsageEvent]:
+        evs = [
+            e
+            for e in map(_event, self._stream("events", False))
+            if _matches(e, since, until, labels)
+        ]
+        evs.sort(key=lambda e: e.at)  # stable: stream order within one instant
+        return evs
+
+    def estimate_samples(
+        self, *, model: str | None = None, operation: str | None = None, limit: int = 1000
+    ) -> list[EstimateSample]:
+        out = []
+        for data in self._stream("events", True):
+            s = _sample(_event(data), model, operation)
+            if s is not None:
+                out.append(s)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def reservation_state(self, rid: str) -> str | None:
+        with self._plan.errors("read a reservation"):
+            pipe = self._r.pipeline(transaction=False)
+            pipe.hget(self._plan.base + "r:" + rid, "state")
+            pipe.exists(self._plan.base + "e:" + rid)
+            state, settled = pipe.execute()
+        if state is not None:
+            return str(state)
+        return "committed" if settled else None
+
+    # -- levels, audit, approvals ---------------------------------------------------------------
+    def raise_level(self, key: str, level: int) -> int:
+        return int(
+            self._run("raise_level", time.time(), key, str(int(level)), doing="record a level")
+        )
+
+    def audit(self, event: AuditEvent) -> None:
+        with self._plan.errors("write an audit event"):
+            self._r.xadd(
+                self._plan.base + "audit",
+                _audit_fields(event),
+                maxlen=AUDIT_MAXLEN,
+                approximate=True,
+            )
+
+    def audit_events(self, *, kind: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        out = []
+        for data in self._stream("audit", True):
+            e = _audit_event(data)
+            if kind is None or e.kind == kind:
+                out.append(e)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def request_approval(self, approval: Approval) -> Approval:
+        a = approval
+        got = self._run(
+            "request_approval",
+            a.created_at,
+            a.id,
+            a.key,
+            _num(a.created_at),
+            *_approval_fields(a),
+            doing="request an approval",
+        )
+        if got == a.id:
+            return a
+        with self._plan.errors("read an approval"):
+            return _approval(self._r.hgetall(self._plan.base + "a:" + str(got)))
+
+    def approvals(self, *, state: str | None = None, key: str | None = None) -> list[Approval]:
+        with self._plan.errors("read approvals"):
+            ids = self._r.zrevrange(self._plan.base + "approvals", 0, -1)
+            pipe = self._r.pipeline(transaction=False)
+            for i in ids:
+                pipe.hgetall(self._plan.base + "a:" + i)
+            rows = pipe.execute()
+        return [
+            a
+            for a in (_approval(h) for h in rows if h)
+            if (state is None or a.state == state) and (key is None or a.key == key)
+        ]
+
+    def resolve_approval(
+        self, approval_id: str, *, approve: bool, tokens: int | None, by: str, note: str, now: float
+    ) -> Approval:
+        got = self._run(
+            "resolve_approval",
+            now,
+            approval_id,
+            "1" if approve else "0",
+            "" if tokens is None else str(int(tokens)),
+            by,
+            note,
+            doing="resolve an approval",
+        )
+        _resolved(got, approval_id)
+        with self._plan.errors("read an approval"):
+            return _approval(self._r.hgetall(self._plan.base + "a:" + approval_id))
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def _resolved(got: str, approval_id: str) -> None:
+    if got == "notfound":
+        raise NotFound(f"no approval request {approval_id!r}; list them with `llmbudget approvals`")
+    if got == "approved":
+        raise InvalidUsage(f"approval request {approval_id!r} was already approved")
+
+
+class AsyncRedisStore:
+    """The same ledger and steps as :class:`RedisStore`, as coroutines on ``redis.asyncio``.
+
+    Create with ``await AsyncRedisStore.open(url)`` (it checks the server like the sync one).
+    """
+
+    def __init__(
+        self, url: str = "redis://127.0.0.1:6379/0", *, client: redis.asyncio.Redis | None = None
+    ) -> None:
+        self._plan = _Plan(url)
+        self.url = self._plan.url
+        self.prefix = self._plan.prefix
+        if client is None:
+            try:
+                client = redis.asyncio.Redis.from_url(
+                    self._plan.driver_url,
+                    decode_responses=True,
+                    socket_connect_timeout=5,
+                    socket_timeout=30,
+                )
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"ledger URL {self.url!r}: {e}") from None
+        self._r: Any = client
+
+    @classmethod
+    async def open(
+        cls, url: str = "redis://127.0.0.1:6379/0", *, client: redis.asyncio.Redis | None = None
+    ) -> AsyncRedisStore:
+        self = cls(url, client=client)
+        with self._plan.errors("connect"):
+            try:
+                policy = (await self._r.config_get("maxmemory-policy")).get("maxmemory-policy")
+            except rex.ResponseError:
+                policy = None
+            self._plan.check_policy(policy)
+            await self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
+            self._plan.check_meta(await self._r.hgetall(self._plan.meta))
+        return self
+
+    async def _run(self, name: str, now: float, *rest: str, doing: str) -> Any:
+        src, sha = _SCRIPTS[name]
+        keys, argv = [self._plan.meta], self._plan.argv(now, *rest)
+        with self._plan.errors(doing):
+            try:
+                return await self._r.evalsha(sha, len(keys), *keys, *argv)
+            except rex.NoScriptError:
+                await self._r.script_load(src)
+                return await self._r.evalsha(sha, len(keys), *keys, *argv)
+
+    async def reserve(
+        self,
+        rid: str,
+        charges: Sequence[Charge],
+        meta: ReservationMeta,
+        lease_until: float,
+        now: float,
+    ) -> ReserveOutcome:
+        raw = await self._run(
+            "reserve",
+            now,
+            rid,
+            _charges_json(charges),
+            json.dumps(dict(meta.labels), sort_keys=True),
+            str(int(meta.prompt_tokens)),
+            str(int(meta.completion_tokens)),
+            _num(lease_until),
+            doing="reserve",
+        )
+        return _reserve_outcome(raw, charges)
+
+    async def extend(
+        self, rid: str, charges: Sequence[Charge], lease_until: float, now: float
+    ) -> ReserveOutcome:
+        raw = await self._run(
+            "extend",
+            now,
+            rid,
+            _charges_json(charges),
+            _num(lease_until),
+            doing="extend a reservation",
+        )
+        return _reserve_outcome(raw, charges)
+
+    async def commit(
+        self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
+    ) -> CommitOutcome:
+        raw = await self._run(
+            "commit",
+            now,
+            rid,
+            json.dumps({k: str(int(v)) for k, v in actual.items()}),
+            _usage_fragment(usage),
+            doing="commit usage",
+        )
+        return _commit_outcome(raw)
+
+    async def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
+        raw = await self._run("release", now, rid, doing="release a reservation")
+        return tuple(_state(r) for r in raw)
+
+    async def record(
+        self,
+        event_id: str,
+        charges: Sequence[Charge],
+        labels: Mapping[str, str],
+        usage: Usage,
+        now: float,
+    ) -> CommitOutcome:
+        raw = await self._run(
+            "record",
+            now,
+            event_id,
+            _charges_json(charges),
+            json.dumps(dict(labels), sort_keys=True),
+            _usage_fragment(usage),
+            doing="record usage",
+        )
+        return _commit_outcome(raw)
+
+    async def sweep(self, now: float) -> int:
+        return int(await self._run("sweep", now, doing="settle expired reservations"))
+
+    async def counters(
+        self, keys: Sequence[str] | None = None, *, active_at: float | None = None
+    ) -> list[CounterState]:
+        if keys is not None:
+            args = ("keys", json.dumps(list(keys)))
+        else:
+            args = ("active", "" if active_at is None else _num(active_at))
+        raw = await self._run("counters", time.time(), *args, doing="read counters")
+        return [_state(r) for r in raw]
+
+    async def events(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[UsageEvent]:
+        with self._plan.errors("read events"):
+            rows = await self._r.xrange(self._plan.base + "events", "-", "+")
+        evs = [e for e in (_event(f["d"]) for _, f in rows) if _matches(e, since, until, labels)]
+        evs.sort(key=lambda e: e.at)
+        return evs
+
+    async def raise_level(self, key: str, level: int) -> int:
+        return int(
+            await self._run(
+                "raise_level", time.time(), key, str(int(level)), doing="record a level"
+            )
+        )
+
+    async def resolve_approval(
+        self, approval_id: str, *, approve: bool, tokens: int | None, by: str, note: str, now: float
+    ) -> Approval:
+        got = await self._run(
+            "resolve_approval",
+            now,
+            approval_id,
+            "1" if approve else "0",
+            "" if tokens is None else str(int(tokens)),
+            by,
+            note,
+            doing="resolve an approval",
+        )
+        _resolved(got, approval_id)
+        with self._plan.errors("read an approval"):
+            return _approval(await self._r.hgetall(self._plan.base + "a:" + approval_id))
+
+    async def aclose(self) -> None:
+        await self._r.aclose()
