@@ -51,7 +51,7 @@ def status_table(rows: Sequence[CounterStatus], *, title: str = "Budgets") -> Ta
     """One line per counter: budget [partition], window, bar, %, used/limit, level, reset."""
     t = Table(title=title, title_justify="left", expand=False, pad_edge=False)
     for col in ("budget", "window", "usage", "%", "used / limit", "level", "resets"):
-        t.add_column(col, no_wrap=col != "budget")
+        t.add_column(col, no_wrap=True)
     for r in rows:
         pct = r.percent
         part = ",".join(f"{k}={v}" for k, v in r.partition.items())
@@ -59,7 +59,7 @@ def status_table(rows: Sequence[CounterStatus], *, title: str = "Budgets") -> Ta
         reserved = f" (+{amount(r.reserved, r.unit)} held)" if r.reserved else ""
         level = Text(r.level, style="bold red" if r.action in ("block", "approve")
                      else "yellow" if r.action in ("warn", "alert", "flag") else "")
-        t.add_row(name, r.window, bar(pct), Text(f"{pct:.0f}%", style=colour(pct)),
+        t.add_row(Text(name), r.window, bar(pct), Text(f"{pct:.0f}%", style=colour(pct)),
                   f"{amount(r.used, r.unit)} / {amount(r.limit, r.unit)}{reserved}", level,
                   when(r.resets_at))
     return t
