@@ -165,6 +165,8 @@ def replay(policy: Policy, records: Iterable[UsageRecord]) -> ReplayReport:
     current: list[UsageRecord] = []
 
     def on_event(ev: AuditEvent) -> None:
+        if ev.kind == "approval_requested":
+            return  # reported once, from the refusal itself
         r = current[0]
         report.budgets[ev.budget].events[ev.kind] += 1
         report.incidents.append({"line": r.line, "time": r.time.isoformat(),
