@@ -39,10 +39,31 @@ def main() -> None:
     # 2. Govern live calls on the SQLite ledger: record usage, then ask before a big call.
     run = f"demo-{os.getpid()}"
     for prompt, completion in ((6_000, 2_500), (5_500, 3_000), (4_000, 2_000)):
-        llmbudget("record", "-m", "gpt-4o", "-l", f"run={run}", "-l", "agent=writer",
-                  "--prompt-tokens", str(prompt), "--completion-tokens", str(completion))
-    llmbudget("check", "-m", "gpt-4o", "-l", f"run={run}", "--prompt-tokens", "3000",
-              "--max-completion-tokens", "1000", ok=(0, 3, 4))
+        llmbudget(
+            "record",
+            "-m",
+            "gpt-4o",
+            "-l",
+            f"run={run}",
+            "-l",
+            "agent=writer",
+            "--prompt-tokens",
+            str(prompt),
+            "--completion-tokens",
+            str(completion),
+        )
+    llmbudget(
+        "check",
+        "-m",
+        "gpt-4o",
+        "-l",
+        f"run={run}",
+        "--prompt-tokens",
+        "3000",
+        "--max-completion-tokens",
+        "1000",
+        ok=(0, 3, 4),
+    )
     llmbudget("status")
 
 

@@ -28,12 +28,24 @@ TASKS = [
 # phase → (share of the task's tokens, agents and their models); shares follow the seed's
 # phase multipliers (1.0 : 3.0 : 1.5 : 0.5 over a strategy/architect + dev + QA + devops mix)
 PHASES = [
-    ("phase-1-strategy", 0.20, [("business-strategist", "gpt-4o-mini", "openai"),
-                                ("architect", "gpt-4o", "openai")]),
-    ("phase-2-development", 0.55, [("dev-lead", "llama-3.3-70b-versatile", "groq"),
-                                   ("dev-lead", "gpt-4o", "openai")]),
-    ("phase-3-qa", 0.18, [("qa-engineer", "llama-3.1-8b-instant", "groq"),
-                          ("security-auditor", "gpt-4o-mini", "openai")]),
+    (
+        "phase-1-strategy",
+        0.20,
+        [("business-strategist", "gpt-4o-mini", "openai"), ("architect", "gpt-4o", "openai")],
+    ),
+    (
+        "phase-2-development",
+        0.55,
+        [("dev-lead", "llama-3.3-70b-versatile", "groq"), ("dev-lead", "gpt-4o", "openai")],
+    ),
+    (
+        "phase-3-qa",
+        0.18,
+        [
+            ("qa-engineer", "llama-3.1-8b-instant", "groq"),
+            ("security-auditor", "gpt-4o-mini", "openai"),
+        ],
+    ),
     ("phase-4-deployment", 0.07, [("devops", "gpt-3.5-turbo", "openai")]),
 ]
 
@@ -62,12 +74,24 @@ def main() -> None:
             for i in range(calls):
                 agent, model, provider = agents[i % len(agents)]
                 t += timedelta(minutes=rng.randint(2, 9))
-                print(json.dumps({
-                    "time": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "labels": {"project": task, "size": size, "phase": phase, "agent": agent,
-                               "model": model, "provider": provider, "run": task},
-                    "prompt_tokens": ins[i], "completion_tokens": outs[i],
-                }))
+                print(
+                    json.dumps(
+                        {
+                            "time": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "labels": {
+                                "project": task,
+                                "size": size,
+                                "phase": phase,
+                                "agent": agent,
+                                "model": model,
+                                "provider": provider,
+                                "run": task,
+                            },
+                            "prompt_tokens": ins[i],
+                            "completion_tokens": outs[i],
+                        }
+                    )
+                )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,23 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def cli(tmp_path: Path, *args: str, policy: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LLMBUDGET_LEDGER": f"sqlite:///{tmp_path}/ledger.db",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "COLUMNS": "160"}
+    env = {
+        **os.environ,
+        "LLMBUDGET_LEDGER": f"sqlite:///{tmp_path}/ledger.db",
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "COLUMNS": "160",
+    }
     env.pop("LLMBUDGET_POLICY", None)
     pre = ["--policy", str(policy)] if policy else []
-    return subprocess.run([str(EXE), *pre, *args], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=60, check=False)
+    return subprocess.run(
+        [str(EXE), *pre, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -30,7 +41,8 @@ def policy(tmp_path: Path) -> Path:
         "budgets:\n"
         "  - {name: run, per: [run], limit: 1000,\n"
         "     levels: [{at: 50%, action: warn}, {at: 100%, action: approve}]}\n"
-        "  - {name: gpt-4o, match: {model: gpt-4o}, window: day, limit: 600}\n")
+        "  - {name: gpt-4o, match: {model: gpt-4o}, window: day, limit: 600}\n"
+    )
     return p
 
 
@@ -52,8 +64,19 @@ def test_init_writes_a_valid_starter_policy(tmp_path: Path) -> None:
 
 
 def test_record_status_json_and_check_exit_codes(tmp_path: Path, policy: Path) -> None:
-    r = cli(tmp_path, "record", "-m", "gpt-4o", "-l", "run=a", "--prompt-tokens", "400",
-            "--completion-tokens", "150", policy=policy)
+    r = cli(
+        tmp_path,
+        "record",
+        "-m",
+        "gpt-4o",
+        "-l",
+        "run=a",
+        "--prompt-tokens",
+        "400",
+        "--completion-tokens",
+        "150",
+        policy=policy,
+    )
     assert r.returncode == 0, r.stderr
     assert "warn: run[run=a]" in r.stderr  # the warn level is logged once
     st = json.loads(cli(tmp_path, "status", "--json", policy=policy).stdout)
@@ -62,17 +85,60 @@ def test_record_status_json_and_check_exit_codes(tmp_path: Path, policy: Path) -
     assert by["gpt-4o"]["resets_at"].endswith("+00:00")
     table = cli(tmp_path, "status", policy=policy)
     assert "run [run=a]" in table.stdout and "550 / 1.0K" in table.stdout
-    ok = cli(tmp_path, "check", "-m", "gpt-4o", "-l", "run=a", "--prompt-tokens", "10",
-             "--max-completion-tokens", "10", policy=policy)
+    ok = cli(
+        tmp_path,
+        "check",
+        "-m",
+        "gpt-4o",
+        "-l",
+        "run=a",
+        "--prompt-tokens",
+        "10",
+        "--max-completion-tokens",
+        "10",
+        policy=policy,
+    )
     assert ok.returncode == 0 and "allowed" in ok.stdout
-    blocked = cli(tmp_path, "check", "-m", "gpt-4o", "-l", "run=b", "--prompt-tokens", "100",
-                  "--max-completion-tokens", "0", policy=policy)
+    blocked = cli(
+        tmp_path,
+        "check",
+        "-m",
+        "gpt-4o",
+        "-l",
+        "run=b",
+        "--prompt-tokens",
+        "100",
+        "--max-completion-tokens",
+        "0",
+        policy=policy,
+    )
     assert blocked.returncode == 3 and "refused by gpt-4o" in blocked.stdout
-    approval = cli(tmp_path, "check", "-l", "run=a", "--prompt-tokens", "500",
-                   "--max-completion-tokens", "0", policy=policy)
+    approval = cli(
+        tmp_path,
+        "check",
+        "-l",
+        "run=a",
+        "--prompt-tokens",
+        "500",
+        "--max-completion-tokens",
+        "0",
+        policy=policy,
+    )
     assert approval.returncode == 4
-    js = json.loads(cli(tmp_path, "check", "-l", "run=a", "--prompt-tokens", "500",
-                        "--json", "--max-completion-tokens", "0", policy=policy).stdout)
+    js = json.loads(
+        cli(
+            tmp_path,
+            "check",
+            "-l",
+            "run=a",
+            "--prompt-tokens",
+            "500",
+            "--json",
+            "--max-completion-tokens",
+            "0",
+            policy=policy,
+        ).stdout
+    )
     assert js["allowed"] is False and js["budgets"][0]["refused"] is True
 
 
@@ -80,10 +146,14 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path: Path, policy: Path) ->
     for args, needle in [
         (("record", "--prompt-tokens", "-5", "--completion-tokens", "1"), "must not be negative"),
         (("record", "--prompt-tokens", "x", "--completion-tokens", "1"), "prompt-tokens"),
-        (("record", "-l", "agent", "--prompt-tokens", "1", "--completion-tokens", "1"),
-         "expected key=value"),
-        (("record", "-l", "Agent=x", "--prompt-tokens", "1", "--completion-tokens", "1"),
-         "label name"),
+        (
+            ("record", "-l", "agent", "--prompt-tokens", "1", "--completion-tokens", "1"),
+            "expected key=value",
+        ),
+        (
+            ("record", "-l", "Agent=x", "--prompt-tokens", "1", "--completion-tokens", "1"),
+            "label name",
+        ),
         (("approve", "nope"), "no approval request 'nope'"),
         (("replay", "missing.jsonl"), "not found"),
     ]:
@@ -102,8 +172,17 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path: Path, policy: Path) ->
 
 
 def test_approval_round_trip(tmp_path: Path, policy: Path) -> None:
-    cli(tmp_path, "record", "-l", "run=a", "--prompt-tokens", "990", "--completion-tokens", "0",
-        policy=policy)
+    cli(
+        tmp_path,
+        "record",
+        "-l",
+        "run=a",
+        "--prompt-tokens",
+        "990",
+        "--completion-tokens",
+        "0",
+        policy=policy,
+    )
     # a governed call from Python asks for approval; the CLI approves it
     env_code = (
         "import sys\n"
@@ -112,9 +191,11 @@ def test_approval_round_trip(tmp_path: Path, policy: Path) -> None:
         "try:\n"
         "    g.reserve(run='a', prompt_tokens=100, max_completion_tokens=0)\n"
         "except ApprovalRequired as e:\n"
-        "    print(e.request_id)\n")
-    rid = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+        "    print(e.request_id)\n"
+    )
+    rid = subprocess.run(
+        [sys.executable, "-c", env_code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert rid
     listing = cli(tmp_path, "approvals", "--json", policy=policy)
     assert [a["id"] for a in json.loads(listing.stdout)["approvals"]] == [rid]
@@ -137,9 +218,11 @@ def test_deny(tmp_path: Path, policy: Path) -> None:
         "try:\n"
         "    g.reserve(run='z', prompt_tokens=2000, max_completion_tokens=0)\n"
         "except ApprovalRequired as e:\n"
-        "    print(e.request_id)\n")
-    rid = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+        "    print(e.request_id)\n"
+    )
+    rid = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     r = cli(tmp_path, "deny", rid, "--note", "too big", policy=policy)
     assert r.returncode == 0 and "denied" in r.stdout
     assert cli(tmp_path, "approvals", policy=policy).stdout.startswith("No pending")
@@ -154,8 +237,9 @@ def test_replay_the_example_log_against_the_starter_policy(tmp_path: Path) -> No
     assert rep["budgets"]["monthly"]["tokens"] == 227_000  # the seed's total
     assert rep["budgets"]["run"]["flag"] == 1  # governance-v3 passed 50k in one run
     human = cli(tmp_path, "replay", str(EXAMPLES / "usage-log.jsonl"))
-    assert "Replayed 100 calls" in human.stdout and "What the policy would have done" in \
-        human.stdout
+    assert (
+        "Replayed 100 calls" in human.stdout and "What the policy would have done" in human.stdout
+    )
     # the ledger was not touched
     assert json.loads(cli(tmp_path, "status", "--json").stdout)["counters"] == []
 

@@ -23,12 +23,18 @@ from llmbudget.testing import CapturedEvents, FakeClock
 
 MakeGov = Callable[..., Governor]
 
-THREE = {"budgets": [
-    {"name": "per-run", "per": ["run"], "limit": 10_000,
-     "levels": [{"at": "50%", "action": "warn"}, {"at": "80%", "action": "alert"}]},
-    {"name": "daily", "window": "day", "limit": 50_000},
-    {"name": "gpt-4o", "match": {"model": "gpt-4o*"}, "window": "month", "limit": 8_000},
-]}
+THREE = {
+    "budgets": [
+        {
+            "name": "per-run",
+            "per": ["run"],
+            "limit": 10_000,
+            "levels": [{"at": "50%", "action": "warn"}, {"at": "80%", "action": "alert"}],
+        },
+        {"name": "daily", "window": "day", "limit": 50_000},
+        {"name": "gpt-4o", "match": {"model": "gpt-4o*"}, "window": "month", "limit": 8_000},
+    ]
+}
 
 
 def used(gov: Governor) -> dict[str, int]:
@@ -39,7 +45,10 @@ def test_reserve_commit_charges_actuals_to_every_matching_budget(make_gov: MakeG
     gov = make_gov(THREE)
     with gov.reserve(model="gpt-4o", prompt_tokens=1000, max_completion_tokens=500) as r:
         assert {s.budget: s.reserved for s in gov.status()} == {
-            "per-run": 1500, "daily": 1500, "gpt-4o": 1500}
+            "per-run": 1500,
+            "daily": 1500,
+            "gpt-4o": 1500,
+        }
         r.commit(prompt_tokens=1000, completion_tokens=120)
     assert used(gov) == {"per-run": 1120, "daily": 1120, "gpt-4o": 1120}
     assert all(s.reserved == 0 for s in gov.status())
@@ -92,18 +101,20 @@ def test_release_gives_tokens_back_and_exception_in_with_releases(make_gov: Make
     r = gov.reserve(model="gpt-4o", prompt_tokens=100, max_completion_tokens=100)
     r.release()
     r.release()  # idempotent
-    with pytest.raises(RuntimeError), gov.reserve(model="gpt-4o", prompt_tokens=100,
-                                                  max_completion_tokens=100):
+    with (
+        pytest.raises(RuntimeError),
+        gov.reserve(model="gpt-4o", prompt_tokens=100, max_completion_tokens=100),
+    ):
         raise RuntimeError("provider 500")
     assert used(gov) == {"per-run": 0, "daily": 0, "gpt-4o": 0}
     assert all(s.reserved == 0 for s in gov.status())
     with pytest.raises(ReservationError, match="released"):
-        gov.store.commit(r.id, {}, __import__("llmbudget.core.ledger").core.ledger.Usage(1, 1),
-                         0.0)
+        gov.store.commit(r.id, {}, __import__("llmbudget.core.ledger").core.ledger.Usage(1, 1), 0.0)
 
 
-def test_leaving_with_block_without_commit_settles_at_estimate(make_gov: MakeGov,
-                                                                caplog: Any) -> None:
+def test_leaving_with_block_without_commit_settles_at_estimate(
+    make_gov: MakeGov, caplog: Any
+) -> None:
     gov = make_gov(THREE)
     with gov.reserve(model="gpt-4o", prompt_tokens=100, max_completion_tokens=50):
         pass
@@ -147,10 +158,10 @@ def test_extend_until_refused_then_commit_partial(make_gov: MakeGov) -> None:
 
 
 def test_lease_expiry_charges_estimate_then_late_commit_corrects(
-        make_gov: MakeGov, clock: FakeClock, events: CapturedEvents) -> None:
+    make_gov: MakeGov, clock: FakeClock, events: CapturedEvents
+) -> None:
     gov = make_gov(THREE)
-    r = gov.reserve(model="gpt-4o", prompt_tokens=300, max_completion_tokens=700,
-                    lease_seconds=60)
+    r = gov.reserve(model="gpt-4o", prompt_tokens=300, max_completion_tokens=700, lease_seconds=60)
     clock.advance(61)
     assert gov.store.sweep(clock.now().timestamp()) == 1
     assert r.state == "expired"
@@ -163,8 +174,9 @@ def test_lease_expiry_charges_estimate_then_late_commit_corrects(
     assert len(ev) == 1 and ev[0].settled and ev[0].completion_tokens == 50
 
 
-def test_expired_leases_are_swept_by_the_next_reservation(make_gov: MakeGov,
-                                                          clock: FakeClock) -> None:
+def test_expired_leases_are_swept_by_the_next_reservation(
+    make_gov: MakeGov, clock: FakeClock
+) -> None:
     gov = make_gov(THREE)
     gov.reserve(model="gpt-4o", prompt_tokens=500, max_completion_tokens=500, lease_seconds=5)
     clock.advance(10)
@@ -173,8 +185,7 @@ def test_expired_leases_are_swept_by_the_next_reservation(make_gov: MakeGov,
     assert all(s.reserved == 0 for s in gov.status())
 
 
-def test_levels_are_announced_once_per_window(make_gov: MakeGov,
-                                              events: CapturedEvents) -> None:
+def test_levels_are_announced_once_per_window(make_gov: MakeGov, events: CapturedEvents) -> None:
     gov = make_gov(THREE)
     for _ in range(10):
         gov.record(prompt_tokens=500, completion_tokens=400)
@@ -183,8 +194,9 @@ def test_levels_are_announced_once_per_window(make_gov: MakeGov,
     assert [e.kind for e in gov.store.audit_events()] == ["alert", "warn"]
 
 
-def test_warn_mode_never_refuses_but_reports_would_block(make_gov: MakeGov,
-                                                         events: CapturedEvents) -> None:
+def test_warn_mode_never_refuses_but_reports_would_block(
+    make_gov: MakeGov, events: CapturedEvents
+) -> None:
     gov = make_gov({**THREE, "mode": "warn"})
     r = gov.reserve(model="gpt-4o", prompt_tokens=9000, max_completion_tokens=100)
     assert r.decision.allowed
@@ -194,8 +206,10 @@ def test_warn_mode_never_refuses_but_reports_would_block(make_gov: MakeGov,
 
 
 def test_per_budget_mode_overrides_policy_mode(make_gov: MakeGov) -> None:
-    policy = {"mode": "warn", "budgets": [
-        {"name": "soft", "limit": 10}, {"name": "hard", "limit": 100, "mode": "block"}]}
+    policy = {
+        "mode": "warn",
+        "budgets": [{"name": "soft", "limit": 10}, {"name": "hard", "limit": 100, "mode": "block"}],
+    }
     gov = make_gov(policy)
     gov.reserve(prompt_tokens=50, max_completion_tokens=0).commit()
     with pytest.raises(BudgetExceeded) as ei:
@@ -210,13 +224,20 @@ def test_per_partitions_counters(make_gov: MakeGov) -> None:
     with pytest.raises(BudgetExceeded):
         gov.reserve(agent="planner", prompt_tokens=11, max_completion_tokens=0)
     assert sorted((s.partition["agent"], s.used) for s in gov.status()) == [
-        ("critic", 90), ("planner", 90)]
+        ("critic", 90),
+        ("planner", 90),
+    ]
 
 
 def test_units_prompt_and_completion(make_gov: MakeGov) -> None:
-    gov = make_gov({"budgets": [
-        {"name": "p", "unit": "prompt_tokens", "limit": 1000},
-        {"name": "c", "unit": "completion_tokens", "limit": 100}]})
+    gov = make_gov(
+        {
+            "budgets": [
+                {"name": "p", "unit": "prompt_tokens", "limit": 1000},
+                {"name": "c", "unit": "completion_tokens", "limit": 100},
+            ]
+        }
+    )
     gov.reserve(prompt_tokens=900, max_completion_tokens=100).commit(900, 60)
     assert used(gov) == {"p": 900, "c": 60}
     with pytest.raises(BudgetExceeded) as ei:
@@ -225,11 +246,15 @@ def test_units_prompt_and_completion(make_gov: MakeGov) -> None:
 
 
 def test_usd_budget_uses_policy_prices_and_refuses_unknown_models(make_gov: MakeGov) -> None:
-    gov = make_gov({"prices": {"my-model": {"input": 2.0, "output": 10.0}},
-                    "budgets": [{"name": "spend", "unit": "usd", "limit": 1.0,
-                                 "match": {"model": "my-*"}},
-                                {"name": "any-usd", "unit": "usd", "limit": 5,
-                                 "match": {"model": "mystery*"}}]})
+    gov = make_gov(
+        {
+            "prices": {"my-model": {"input": 2.0, "output": 10.0}},
+            "budgets": [
+                {"name": "spend", "unit": "usd", "limit": 1.0, "match": {"model": "my-*"}},
+                {"name": "any-usd", "unit": "usd", "limit": 5, "match": {"model": "mystery*"}},
+            ],
+        }
+    )
     # 100k prompt at $2/M = $0.20, 50k completion at $10/M = $0.50 → $0.70 = 700_000 micros
     gov.reserve(model="my-model", prompt_tokens=100_000, max_completion_tokens=50_000).commit()
     st = {s.budget: s for s in gov.status()}
@@ -241,9 +266,20 @@ def test_usd_budget_uses_policy_prices_and_refuses_unknown_models(make_gov: Make
 
 
 def test_approve_level_asks_a_person_then_grant_lets_it_through(
-        make_gov: MakeGov, events: CapturedEvents) -> None:
-    gov = make_gov({"budgets": [{"name": "run", "per": ["run"], "limit": 1000,
-                                 "levels": [{"at": 1000, "action": "approve"}]}]})
+    make_gov: MakeGov, events: CapturedEvents
+) -> None:
+    gov = make_gov(
+        {
+            "budgets": [
+                {
+                    "name": "run",
+                    "per": ["run"],
+                    "limit": 1000,
+                    "levels": [{"at": 1000, "action": "approve"}],
+                }
+            ]
+        }
+    )
     gov.record(prompt_tokens=900, completion_tokens=0)
     with pytest.raises(ApprovalRequired) as ei:
         gov.reserve(prompt_tokens=200, max_completion_tokens=0)
@@ -265,8 +301,18 @@ def test_approve_level_asks_a_person_then_grant_lets_it_through(
 
 
 def test_deny_keeps_refusing_for_the_window(make_gov: MakeGov, clock: FakeClock) -> None:
-    gov = make_gov({"budgets": [{"name": "day", "window": "day", "limit": 100,
-                                 "levels": [{"at": "100%", "action": "approve"}]}]})
+    gov = make_gov(
+        {
+            "budgets": [
+                {
+                    "name": "day",
+                    "window": "day",
+                    "limit": 100,
+                    "levels": [{"at": "100%", "action": "approve"}],
+                }
+            ]
+        }
+    )
     gov.record(prompt_tokens=100, completion_tokens=0)
     with pytest.raises(ApprovalRequired) as ei:
         gov.reserve(prompt_tokens=1, max_completion_tokens=0)
@@ -281,8 +327,9 @@ def test_deny_keeps_refusing_for_the_window(make_gov: MakeGov, clock: FakeClock)
 
 
 def test_approve_with_explicit_tokens(make_gov: MakeGov) -> None:
-    gov = make_gov({"budgets": [{"name": "b", "limit": 10,
-                                 "levels": [{"at": "100%", "action": "approve"}]}]})
+    gov = make_gov(
+        {"budgets": [{"name": "b", "limit": 10, "levels": [{"at": "100%", "action": "approve"}]}]}
+    )
     with pytest.raises(ApprovalRequired) as ei:
         gov.reserve(prompt_tokens=11, max_completion_tokens=0)
     gov.approve(ei.value.request_id, tokens=1000)
@@ -305,20 +352,19 @@ def test_inv_tok_002_prompt_and_completion_sums_per_label(make_gov: MakeGov) -> 
     gov = make_gov(THREE)
     calls = [("planner", 120, 30), ("critic", 80, 70), ("planner", 15, 5), ("critic", 1, 0)]
     for agent, p, c in calls:
-        with gov.reserve(agent=agent, model="gpt-4o", prompt_tokens=p,
-                         max_completion_tokens=100) as r:
+        with gov.reserve(
+            agent=agent, model="gpt-4o", prompt_tokens=p, max_completion_tokens=100
+        ) as r:
             r.commit(prompt_tokens=p, completion_tokens=c)
     gov.record(agent="planner", prompt_tokens=7, completion_tokens=3)
     evs = list(gov.store.events())
     for agent in ("planner", "critic"):
         mine = [e for e in evs if e.labels["agent"] == agent]
-        exp = [(p, c) for a, p, c in calls if a == agent] + (
-            [(7, 3)] if agent == "planner" else [])
+        exp = [(p, c) for a, p, c in calls if a == agent] + ([(7, 3)] if agent == "planner" else [])
         assert sum(e.prompt_tokens for e in mine) == sum(p for p, _ in exp)
         assert sum(e.completion_tokens for e in mine) == sum(c for _, c in exp)
     total = sum(p + c for _, p, c in calls) + 10
-    assert used(gov)["daily"] == total == sum(e.prompt_tokens + e.completion_tokens
-                                              for e in evs)
+    assert used(gov)["daily"] == total == sum(e.prompt_tokens + e.completion_tokens for e in evs)
     assert list(gov.store.events(labels={"agent": "critic"}))[0].estimated_completion == 100
 
 
@@ -349,8 +395,12 @@ def test_bad_labels_and_commit_values(make_gov: MakeGov) -> None:
 def test_govern_decorator_sync_and_async(make_gov: MakeGov) -> None:
     gov = make_gov(THREE)
 
-    @gov.govern(model="gpt-4o", prompt_tokens=lambda text: len(text), max_completion_tokens=50,
-                usage=lambda r: (r["p"], r["c"]))
+    @gov.govern(
+        model="gpt-4o",
+        prompt_tokens=lambda text: len(text),
+        max_completion_tokens=50,
+        usage=lambda r: (r["p"], r["c"]),
+    )
     def call(text: str) -> dict[str, int]:
         return {"p": len(text), "c": 7}
 

@@ -10,12 +10,36 @@ import llmbudget
 
 def test_public_names_are_pinned() -> None:
     assert llmbudget.__all__ == [
-        "Action", "ApprovalDenied", "ApprovalRequired", "Budget", "BudgetCheck",
-        "BudgetExceeded", "ConfigError", "CounterStatus", "Decision", "Governor",
-        "InvalidUsage", "LLMBudgetError", "Level", "Mode", "NotFound", "Policy", "PolicyError",
-        "Reservation", "ReservationError", "SchemaError", "Store", "StoreError",
-        "StoreUnavailable", "TokenizerError", "Unit", "UnknownModel", "Window", "__version__",
-        "load_policy", "open_store",
+        "Action",
+        "ApprovalDenied",
+        "ApprovalRequired",
+        "Budget",
+        "BudgetCheck",
+        "BudgetExceeded",
+        "ConfigError",
+        "CounterStatus",
+        "Decision",
+        "Governor",
+        "InvalidUsage",
+        "LLMBudgetError",
+        "Level",
+        "Mode",
+        "NotFound",
+        "Policy",
+        "PolicyError",
+        "Reservation",
+        "ReservationError",
+        "SchemaError",
+        "Store",
+        "StoreError",
+        "StoreUnavailable",
+        "TokenizerError",
+        "Unit",
+        "UnknownModel",
+        "Window",
+        "__version__",
+        "load_policy",
+        "open_store",
     ]
     for name in llmbudget.__all__:
         obj = getattr(llmbudget, name)
@@ -40,7 +64,8 @@ def test_import_is_light() -> None:
         "llmbudget.Governor\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert out[0] == "[]"
     assert out[1] == "[]"  # stores are imported when a governor opens one

@@ -24,11 +24,13 @@ from llmbudget.testing import FakeClock
 pytestmark = pytest.mark.sqlite
 
 LIMIT = 20_000
-POLICY = {"budgets": [
-    {"name": "shared", "limit": LIMIT},
-    {"name": "daily", "window": "day", "limit": 10 * LIMIT},
-    {"name": "model", "match": {"model": "m*"}, "window": "month", "limit": 10 * LIMIT},
-]}
+POLICY = {
+    "budgets": [
+        {"name": "shared", "limit": LIMIT},
+        {"name": "daily", "window": "day", "limit": 10 * LIMIT},
+        {"name": "model", "match": {"model": "m*"}, "window": "month", "limit": 10 * LIMIT},
+    ]
+}
 
 
 def _hammer(db: str, seed: int, threads: int, q: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -46,8 +48,7 @@ def _hammer(db: str, seed: int, threads: int, q: mp.Queue) -> None:  # type: ign
         while misses < 25:
             est_p, est_c = rng.randint(20, 200), rng.randint(20, 200)
             try:
-                with gov.reserve(model="m1", prompt_tokens=est_p,
-                                 max_completion_tokens=est_c) as r:
+                with gov.reserve(model="m1", prompt_tokens=est_p, max_completion_tokens=est_c) as r:
                     # actual usage never passes the upper-bound estimate
                     r.commit(prompt_tokens=est_p, completion_tokens=rng.randint(0, est_c))
                 with lock:
@@ -104,8 +105,7 @@ def test_killed_client_between_reserve_and_commit_loses_nothing(tmp_path: Path) 
         print("reserved", flush=True)
         time.sleep(60)
     """)
-    with subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
-                          text=True) as proc:
+    with subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "reserved"
         os.kill(proc.pid, signal.SIGKILL)

@@ -50,8 +50,10 @@ class Reservation:
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
-        return (f"<Reservation {self.id[:8]} {state} prompt={self.prompt_tokens} "
-                f"completion={self.completion_tokens}>")
+        return (
+            f"<Reservation {self.id[:8]} {state} prompt={self.prompt_tokens} "
+            f"completion={self.completion_tokens}>"
+        )
 
     @property
     def state(self) -> str:
@@ -72,8 +74,14 @@ class Reservation:
         amounts = gov._amounts(self._targets, self.labels, 0, more)
         chs = charges(gov.policy, self._targets, amounts)
         out = gov.store.extend(self.id, chs, now.timestamp() + self._lease, now.timestamp())
-        decision = evaluate(gov.policy, self._targets, [c.amount for c in chs], out.counters,
-                            applied=out.ok, refused_key=out.refused)
+        decision = evaluate(
+            gov.policy,
+            self._targets,
+            [c.amount for c in chs],
+            out.counters,
+            applied=out.ok,
+            refused_key=out.refused,
+        )
         if not out.ok:
             gov._refuse(decision, self.labels, now)
         self.completion_tokens += more
@@ -93,17 +101,24 @@ class Reservation:
         nothing and returns the same standing."""
         from .governor import check_tokens
 
-        p = self.prompt_tokens if prompt_tokens is None else check_tokens(
-            "prompt_tokens", prompt_tokens)
-        c = self.completion_tokens if completion_tokens is None else check_tokens(
-            "completion_tokens", completion_tokens)
+        p = (
+            self.prompt_tokens
+            if prompt_tokens is None
+            else check_tokens("prompt_tokens", prompt_tokens)
+        )
+        c = (
+            self.completion_tokens
+            if completion_tokens is None
+            else check_tokens("completion_tokens", completion_tokens)
+        )
         cached = check_tokens("cached_tokens", cached_tokens)
         reasoning = check_tokens("reasoning_tokens", reasoning_tokens)
         if cached > p:
             raise InvalidUsage(f"cached_tokens ({cached:,}) cannot exceed prompt_tokens ({p:,})")
         if reasoning > c:
             raise InvalidUsage(
-                f"reasoning_tokens ({reasoning:,}) cannot exceed completion_tokens ({c:,})")
+                f"reasoning_tokens ({reasoning:,}) cannot exceed completion_tokens ({c:,})"
+            )
         gov = self._gov
         amounts = gov._amounts(self._targets, self.labels, p, c, cached, settle=True)
         actual = {t.key: amounts.of(t.budget) for t in self._targets}
@@ -138,9 +153,13 @@ class Reservation:
         if exc_type is not None:
             self.release()
         else:
-            log.warning("reservation %s left without commit: settled at its estimate "
-                        "(%d prompt + %d completion tokens)", self.id[:8], self.prompt_tokens,
-                        self.completion_tokens)
+            log.warning(
+                "reservation %s left without commit: settled at its estimate "
+                "(%d prompt + %d completion tokens)",
+                self.id[:8],
+                self.prompt_tokens,
+                self.completion_tokens,
+            )
             self.commit()
 
     async def __aenter__(self) -> Reservation:

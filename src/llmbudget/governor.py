@@ -149,8 +149,9 @@ class Governor:
     def _labels(self, labels: Mapping[str, object]) -> dict[str, str]:
         return {**self.labels, **check_labels(labels)}
 
-    def _cost(self, labels: Mapping[str, str], prompt: int, completion: int,
-              cached: int = 0) -> int | None:
+    def _cost(
+        self, labels: Mapping[str, str], prompt: int, completion: int, cached: int = 0
+    ) -> int | None:
         """USD cost in micro-dollars, or ``None`` when the model has no known price."""
         from .core.decide import cost_micros
 
@@ -169,8 +170,16 @@ class Governor:
             return None
         return cost_micros(prompt, completion, p.input, p.output, cached, p.cached_input)
 
-    def _amounts(self, tgts: Sequence[Target], labels: Mapping[str, str], prompt: int,
-                 completion: int, cached: int = 0, *, settle: bool = False) -> Amounts:
+    def _amounts(
+        self,
+        tgts: Sequence[Target],
+        labels: Mapping[str, str],
+        prompt: int,
+        completion: int,
+        cached: int = 0,
+        *,
+        settle: bool = False,
+    ) -> Amounts:
         """The call's amounts; its cost is priced only when a ``usd`` budget needs it or the
         usage is being settled (the ledger keeps every event's cost)."""
         needs_usd = any(t.budget.unit is Unit.USD for t in tgts)
@@ -200,54 +209,100 @@ class Governor:
             msg = f"{kind}: {c.describe()}"
             if self._log_events:
                 (log.error if kind in ("alert", "flag", "would_block") else log.warning)(msg)
-            self.emit(AuditEvent(now, kind, c.budget.name, c.key, msg,
-                                 {"labels": dict(labels), "used": c.used,
-                                  "reserved": c.reserved, "limit": c.limit}))
+            self.emit(
+                AuditEvent(
+                    now,
+                    kind,
+                    c.budget.name,
+                    c.key,
+                    msg,
+                    {
+                        "labels": dict(labels),
+                        "used": c.used,
+                        "reserved": c.reserved,
+                        "limit": c.limit,
+                    },
+                )
+            )
 
     def _refuse(self, decision: Decision, labels: Mapping[str, str], now: datetime) -> None:
         c = decision.refusing
         assert c is not None
         fields: dict[str, Any] = {
-            "budget": c.budget.name, "window": c.window.id, "limit": c.limit, "used": c.used,
-            "reserved": c.reserved, "requested": c.requested,
-            "resets_at": c.window.resets_at, "unit": c.budget.unit.value, "decision": decision,
+            "budget": c.budget.name,
+            "window": c.window.id,
+            "limit": c.limit,
+            "used": c.used,
+            "reserved": c.reserved,
+            "requested": c.requested,
+            "resets_at": c.window.resets_at,
+            "unit": c.budget.unit.value,
+            "decision": decision,
         }
         where = f"budget {c.budget.name!r} ({c.window.id})"
         if c.action is Action.APPROVE:
-            approval = self.store.request_approval(Approval(
-                uuid.uuid4().hex[:10], c.key, c.budget.name, c.window.id, c.requested,
-                "pending", now.timestamp(), dict(labels)))
+            approval = self.store.request_approval(
+                Approval(
+                    uuid.uuid4().hex[:10],
+                    c.key,
+                    c.budget.name,
+                    c.window.id,
+                    c.requested,
+                    "pending",
+                    now.timestamp(),
+                    dict(labels),
+                )
+            )
             if approval.state == "denied":
                 raise ApprovalDenied(
                     f"{where} needs approval and request {approval.id} was denied",
-                    request_id=approval.id, suggestion=self._suggest(c, denied=True), **fields)
+                    request_id=approval.id,
+                    suggestion=self._suggest(c, denied=True),
+                    **fields,
+                )
             if approval.created_at == now.timestamp() and approval.requested == c.requested:
-                self.emit(AuditEvent(now.timestamp(), "approval_requested", c.budget.name,
-                                     c.key, f"approval {approval.id} requested: {c.describe()}",
-                                     {"approval": approval.id, "labels": dict(labels)}))
+                self.emit(
+                    AuditEvent(
+                        now.timestamp(),
+                        "approval_requested",
+                        c.budget.name,
+                        c.key,
+                        f"approval {approval.id} requested: {c.describe()}",
+                        {"approval": approval.id, "labels": dict(labels)},
+                    )
+                )
             raise ApprovalRequired(
                 f"{where} needs a person's approval for {c.requested:,} more "
                 f"{c.budget.unit.value}: {c.describe()}",
                 request_id=approval.id,
                 suggestion=f"Approve with `llmbudget approve {approval.id}` "
-                           f"(or deny with `llmbudget deny {approval.id}`), then retry",
-                **fields)
+                f"(or deny with `llmbudget deny {approval.id}`), then retry",
+                **fields,
+            )
         raise BudgetExceeded(
             f"{where} would pass its limit: {c.used:,} used + {c.reserved:,} reserved + "
             f"{c.requested:,} requested > {c.limit:,} {c.budget.unit.value}",
-            suggestion=self._suggest(c), **fields)
+            suggestion=self._suggest(c),
+            **fields,
+        )
 
     def _suggest(self, c: BudgetCheck, denied: bool = False) -> str:
         i = self.policy.budgets.index(c.budget)
         raise_it = f"raise budgets[{i}].limit ('{c.budget.name}') in {self.policy.source}"
         if c.requested > c.limit:
-            return (f"This call alone needs {c.requested:,}, more than the whole limit: lower "
-                    f"max_tokens or {raise_it}")
+            return (
+                f"This call alone needs {c.requested:,}, more than the whole limit: lower "
+                f"max_tokens or {raise_it}"
+            )
         if c.window.window is Window.RUN:
             return f"This budget never resets: {raise_it}" + (
-                "" if denied else ", or start a new run")
-        when = c.window.resets_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z") \
-            if c.window.resets_at else "?"
+                "" if denied else ", or start a new run"
+            )
+        when = (
+            c.window.resets_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z")
+            if c.window.resets_at
+            else "?"
+        )
         return f"It resets at {when}; or {raise_it}"
 
     # -- the protocol -------------------------------------------------------------------------
@@ -266,18 +321,31 @@ class Governor:
         prompt = check_tokens("prompt_tokens", prompt_tokens)
         completion = check_tokens(
             "max_completion_tokens",
-            self.policy.default_completion_tokens if max_completion_tokens is None
-            else max_completion_tokens)
+            self.policy.default_completion_tokens
+            if max_completion_tokens is None
+            else max_completion_tokens,
+        )
         lab = self._labels(labels)
         now = self.clock.now()
         tgts = targets(self.policy, lab, now, self.tz)
         chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
         rid = uuid.uuid4().hex
         lease = self.policy.lease_seconds if lease_seconds is None else lease_seconds
-        out = self.store.reserve(rid, chs, ReservationMeta(tuple(lab.items()), prompt, completion),
-                                 now.timestamp() + lease, now.timestamp())
-        decision = evaluate(self.policy, tgts, [c.amount for c in chs], out.counters,
-                            applied=out.ok, refused_key=out.refused)
+        out = self.store.reserve(
+            rid,
+            chs,
+            ReservationMeta(tuple(lab.items()), prompt, completion),
+            now.timestamp() + lease,
+            now.timestamp(),
+        )
+        decision = evaluate(
+            self.policy,
+            tgts,
+            [c.amount for c in chs],
+            out.counters,
+            applied=out.ok,
+            refused_key=out.refused,
+        )
         if not out.ok:
             self._refuse(decision, lab, now)
         self._announce(decision, lab, now.timestamp())
@@ -311,15 +379,18 @@ class Governor:
         amounts = self._amounts(tgts, lab, prompt, completion, cached, settle=True)
         chs = charges(self.policy, tgts, amounts, enforce=False)
         usage = Usage(prompt, completion, cached, reasoning, amounts.cost_micros)
-        out = self.store.record(idempotency_key or uuid.uuid4().hex, chs, lab, usage,
-                                now.timestamp())
+        out = self.store.record(
+            idempotency_key or uuid.uuid4().hex, chs, lab, usage, now.timestamp()
+        )
         return self._settled(tgts, out.counters, lab, now.timestamp())
 
-    def _settled(self, tgts: Sequence[Target], counters: Sequence[Any],
-                 labels: Mapping[str, str], now: float) -> Decision:
+    def _settled(
+        self, tgts: Sequence[Target], counters: Sequence[Any], labels: Mapping[str, str], now: float
+    ) -> Decision:
         by_key = {c.key: c for c in counters}
-        decision = evaluate(self.policy, tgts, [0] * len(tgts),
-                            [by_key.get(t.key) for t in tgts], applied=True)
+        decision = evaluate(
+            self.policy, tgts, [0] * len(tgts), [by_key.get(t.key) for t in tgts], applied=True
+        )
         self._announce(decision, labels, now)
         return decision
 
@@ -331,17 +402,24 @@ class Governor:
         prompt = check_tokens("prompt_tokens", prompt_tokens)
         completion = check_tokens(
             "max_completion_tokens",
-            self.policy.default_completion_tokens if max_completion_tokens is None
-            else max_completion_tokens)
+            self.policy.default_completion_tokens
+            if max_completion_tokens is None
+            else max_completion_tokens,
+        )
         lab = self._labels(labels)
         now = self.clock.now()
         tgts = targets(self.policy, lab, now, self.tz)
         chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
         found = {c.key: c for c in self.store.counters([c.key for c in chs])}
-        refused = next((c.key for c in chs if not fits(found.get(c.key), c.amount, c.cap)),
-                       None)
-        return evaluate(self.policy, tgts, [c.amount for c in chs],
-                        [found.get(c.key) for c in chs], applied=False, refused_key=refused)
+        refused = next((c.key for c in chs if not fits(found.get(c.key), c.amount, c.cap)), None)
+        return evaluate(
+            self.policy,
+            tgts,
+            [c.amount for c in chs],
+            [found.get(c.key) for c in chs],
+            applied=False,
+            refused_key=refused,
+        )
 
     def status(self, *, budget: str | None = None) -> list[CounterStatus]:
         """Every live counter (its window has not ended), optionally for one budget."""
@@ -357,13 +435,25 @@ class Governor:
             from .core.decide import level_of
 
             _, lv = level_of(b, c.used + c.reserved, c.granted)
-            resets = (datetime.fromtimestamp(c.window_end, self.tz)
-                      if c.window_end is not None else None)
-            out.append(CounterStatus(
-                b.name, c.key, dict(c.partition), c.window_id, b.unit.value, c.used,
-                c.reserved, c.granted, b.limit + c.granted,
-                (lv.name or lv.action.value) if lv else "normal",
-                lv.action.value if lv else "continue", resets))
+            resets = (
+                datetime.fromtimestamp(c.window_end, self.tz) if c.window_end is not None else None
+            )
+            out.append(
+                CounterStatus(
+                    b.name,
+                    c.key,
+                    dict(c.partition),
+                    c.window_id,
+                    b.unit.value,
+                    c.used,
+                    c.reserved,
+                    c.granted,
+                    b.limit + c.granted,
+                    (lv.name or lv.action.value) if lv else "normal",
+                    lv.action.value if lv else "continue",
+                    resets,
+                )
+            )
         return out
 
     # -- approvals ----------------------------------------------------------------------------
@@ -371,31 +461,56 @@ class Governor:
         """Approval requests (pending ones by default; ``None`` for all)."""
         return self.store.approvals(state=state)
 
-    def approve(self, approval_id: str, tokens: int | None = None, *, by: str = "",
-                note: str = "") -> Approval:
+    def approve(
+        self, approval_id: str, tokens: int | None = None, *, by: str = "", note: str = ""
+    ) -> Approval:
         """Grant ``tokens`` (default: what was requested) more headroom to the request's
         counter for its window; recorded with who and why."""
         if tokens is not None:
             tokens = check_tokens("tokens", tokens)
             if tokens == 0:
                 raise InvalidUsage("--tokens must be positive to approve anything")
-        a = self.store.resolve_approval(approval_id, approve=True, tokens=tokens,
-                                        by=by or _whoami(), note=note,
-                                        now=self.clock.now().timestamp())
-        self.emit(AuditEvent(self.clock.now().timestamp(), "approved", a.budget, a.key,
-                             f"approval {a.id} granted {a.granted:,} by {a.resolved_by}",
-                             {"approval": a.id, "granted": a.granted, "note": note}))
+        a = self.store.resolve_approval(
+            approval_id,
+            approve=True,
+            tokens=tokens,
+            by=by or _whoami(),
+            note=note,
+            now=self.clock.now().timestamp(),
+        )
+        self.emit(
+            AuditEvent(
+                self.clock.now().timestamp(),
+                "approved",
+                a.budget,
+                a.key,
+                f"approval {a.id} granted {a.granted:,} by {a.resolved_by}",
+                {"approval": a.id, "granted": a.granted, "note": note},
+            )
+        )
         return a
 
     def deny(self, approval_id: str, *, by: str = "", note: str = "") -> Approval:
         """Refuse an approval request; further calls on that counter in its window raise
         :class:`ApprovalDenied`."""
-        a = self.store.resolve_approval(approval_id, approve=False, tokens=None,
-                                        by=by or _whoami(), note=note,
-                                        now=self.clock.now().timestamp())
-        self.emit(AuditEvent(self.clock.now().timestamp(), "denied", a.budget, a.key,
-                             f"approval {a.id} denied by {a.resolved_by}",
-                             {"approval": a.id, "note": note}))
+        a = self.store.resolve_approval(
+            approval_id,
+            approve=False,
+            tokens=None,
+            by=by or _whoami(),
+            note=note,
+            now=self.clock.now().timestamp(),
+        )
+        self.emit(
+            AuditEvent(
+                self.clock.now().timestamp(),
+                "denied",
+                a.budget,
+                a.key,
+                f"approval {a.id} denied by {a.resolved_by}",
+                {"approval": a.id, "note": note},
+            )
+        )
         return a
 
     # -- decorator ----------------------------------------------------------------------------
@@ -418,8 +533,9 @@ class Governor:
             def start(*args: Any, **kwargs: Any) -> Reservation:
                 p = prompt_tokens(*args, **kwargs) if callable(prompt_tokens) else prompt_tokens
                 extra: dict[str, Any] = dict(labels)
-                return self.reserve(prompt_tokens=p, max_completion_tokens=max_completion_tokens,
-                                    **extra)
+                return self.reserve(
+                    prompt_tokens=p, max_completion_tokens=max_completion_tokens, **extra
+                )
 
             def finish(res: Reservation, result: Any) -> None:
                 if usage is None:
@@ -429,6 +545,7 @@ class Governor:
                     res.commit(prompt_tokens=p, completion_tokens=c)
 
             if inspect.iscoroutinefunction(fn):
+
                 @functools.wraps(fn)
                 async def awrapper(*args: Any, **kwargs: Any) -> Any:
                     res = start(*args, **kwargs)

@@ -49,8 +49,9 @@ def _parse_time(value: object, where: str) -> datetime:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidUsage(f"{where}: 'time' {value!r} is not ISO 8601 "
-                           "(e.g. 2026-02-25T10:00:00Z)") from None
+        raise InvalidUsage(
+            f"{where}: 'time' {value!r} is not ISO 8601 (e.g. 2026-02-25T10:00:00Z)"
+        ) from None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
@@ -64,8 +65,9 @@ def _record(raw: dict[str, object], where: str, line: int) -> UsageRecord:
     flat = {k: v for k, v in raw.items() if k not in _RESERVED and v not in ("", None)}
     merged = {**flat, **(labels_obj or {})}
     try:
-        labels = check_labels({str(k): v if isinstance(v, str) else str(v)
-                               for k, v in merged.items()})
+        labels = check_labels(
+            {str(k): v if isinstance(v, str) else str(v) for k, v in merged.items()}
+        )
 
         def num(k: str) -> int:
             v = raw[k]
@@ -94,8 +96,9 @@ def read_usage_log(path: str | os.PathLike[str]) -> list[UsageRecord]:
         raise InvalidUsage(f"{p}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise ConfigError(f"cannot read usage log {p}: {e.strerror}") from None
-    return list(_parse_csv(text, str(p)) if p.suffix.lower() == ".csv"
-                else _parse_jsonl(text, str(p)))
+    return list(
+        _parse_csv(text, str(p)) if p.suffix.lower() == ".csv" else _parse_jsonl(text, str(p))
+    )
 
 
 def _parse_jsonl(text: str, name: str) -> Iterator[UsageRecord]:
@@ -148,11 +151,19 @@ class ReplayReport:
     def to_json(self) -> dict[str, object]:
         """A JSON-ready summary."""
         return {
-            "records": self.records, "allowed": self.allowed, "blocked": self.blocked,
+            "records": self.records,
+            "allowed": self.allowed,
+            "blocked": self.blocked,
             "approvals": self.approvals,
-            "budgets": {k: {"calls": v.calls, "tokens": v.tokens,
-                            "peak_percent": round(v.peak_percent, 1), **dict(v.events)}
-                        for k, v in self.budgets.items()},
+            "budgets": {
+                k: {
+                    "calls": v.calls,
+                    "tokens": v.tokens,
+                    "peak_percent": round(v.peak_percent, 1),
+                    **dict(v.events),
+                }
+                for k, v in self.budgets.items()
+            },
             "incidents": self.incidents,
         }
 
@@ -169,29 +180,49 @@ def replay(policy: Policy, records: Iterable[UsageRecord]) -> ReplayReport:
             return  # reported once, from the refusal itself
         r = current[0]
         report.budgets[ev.budget].events[ev.kind] += 1
-        report.incidents.append({"line": r.line, "time": r.time.isoformat(),
-                                 "kind": ev.kind, "budget": ev.budget, "message": ev.message})
+        report.incidents.append(
+            {
+                "line": r.line,
+                "time": r.time.isoformat(),
+                "kind": ev.kind,
+                "budget": ev.budget,
+                "message": ev.message,
+            }
+        )
 
-    gov = Governor(policy, MemoryStore(), clock=clock, labels={"run": "replay"},
-                   on_event=on_event, log_events=False)
+    gov = Governor(
+        policy,
+        MemoryStore(),
+        clock=clock,
+        labels={"run": "replay"},
+        on_event=on_event,
+        log_events=False,
+    )
     for r in ordered:
         current[:] = [r]
         clock.set(r.time)
         report.records += 1
         labels: dict[str, Any] = r.labels
         try:
-            res = gov.reserve(prompt_tokens=r.prompt_tokens,
-                              max_completion_tokens=r.completion_tokens, **labels)
+            res = gov.reserve(
+                prompt_tokens=r.prompt_tokens, max_completion_tokens=r.completion_tokens, **labels
+            )
         except BudgetExceeded as e:
             kind = "approval" if isinstance(e, ApprovalRequired) else "blocked"
             report.approvals += kind == "approval"
             report.blocked += kind == "blocked"
             report.budgets[e.budget].events[kind] += 1
-            report.incidents.append({"line": r.line, "time": r.time.isoformat(), "kind": kind,
-                                     "budget": e.budget, "message": str(e).split(". ")[0]})
+            report.incidents.append(
+                {
+                    "line": r.line,
+                    "time": r.time.isoformat(),
+                    "kind": kind,
+                    "budget": e.budget,
+                    "message": str(e).split(". ")[0],
+                }
+            )
             continue
-        decision = res.commit(prompt_tokens=r.prompt_tokens,
-                              completion_tokens=r.completion_tokens)
+        decision = res.commit(prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens)
         report.allowed += 1
         for c in decision.checks:
             t = report.budgets[c.budget.name]

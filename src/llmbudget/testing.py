@@ -30,8 +30,11 @@ class FakeClock:
 
     @staticmethod
     def _parse(value: datetime | str) -> datetime:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) \
+        dt = (
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if isinstance(value, str)
             else value
+        )
         if dt.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime (add a UTC offset or 'Z')")
         return dt.astimezone(UTC)

@@ -38,6 +38,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
 def _console(stderr: bool) -> Console:
     c = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not c.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
@@ -62,12 +64,25 @@ settings = Settings()
 
 @app.callback()
 def _globals(
-    policy: Annotated[str | None, typer.Option(
-        "--policy", "-p", envvar="LLMBUDGET_POLICY", show_envvar=True,
-        help="Policy file (default: ./llmbudget.yaml, then the user config folder).")] = None,
-    ledger: Annotated[str | None, typer.Option(
-        "--ledger", envvar="LLMBUDGET_LEDGER", show_envvar=True,
-        help="Ledger URL or path (default: SQLite in the user data folder).")] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            "-p",
+            envvar="LLMBUDGET_POLICY",
+            show_envvar=True,
+            help="Policy file (default: ./llmbudget.yaml, then the user config folder).",
+        ),
+    ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            envvar="LLMBUDGET_LEDGER",
+            show_envvar=True,
+            help="Ledger URL or path (default: SQLite in the user data folder).",
+        ),
+    ] = None,
 ) -> None:
     settings.policy = policy
     settings.ledger = ledger
@@ -88,8 +103,10 @@ def load_governor(*, need_policy: bool = True) -> object:
     path = find_policy(settings.policy)
     if path is None:
         if need_policy:
-            fail("no policy file found: create one with `llmbudget init` (writes "
-                 "./llmbudget.yaml), or pass --policy / set LLMBUDGET_POLICY")
+            fail(
+                "no policy file found: create one with `llmbudget init` (writes "
+                "./llmbudget.yaml), or pass --policy / set LLMBUDGET_POLICY"
+            )
         return Governor(Policy(), settings.ledger)
     return Governor(path, settings.ledger)
 

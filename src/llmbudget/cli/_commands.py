@@ -24,17 +24,25 @@ if TYPE_CHECKING:
     from ..core.decide import Decision
     from ..governor import Governor
 
-LabelOpt = Annotated[list[str] | None, typer.Option(
-    "--label", "-l", help="A label as key=value (repeatable), e.g. -l agent=planner.")]
+LabelOpt = Annotated[
+    list[str] | None,
+    typer.Option("--label", "-l", help="A label as key=value (repeatable), e.g. -l agent=planner."),
+]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Shortcut for -l model=M.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    for name, fn in (("init", init), ("record", record), ("check", check),
-                     ("approvals", approvals), ("approve", approve), ("deny", deny),
-                     ("replay", replay)):
+    for name, fn in (
+        ("init", init),
+        ("record", record),
+        ("check", check),
+        ("approvals", approvals),
+        ("approve", approve),
+        ("deny", deny),
+        ("replay", replay),
+    ):
         app.command(name)(fn)
 
 
@@ -61,28 +69,43 @@ def parse_labels(items: list[str] | None, model: str | None) -> dict[str, str]:
 
 def _decision_json(d: Decision) -> dict[str, Any]:
     return {
-        "allowed": d.allowed, "action": d.action.value, "reason": d.reason,
-        "budgets": [{"budget": c.budget.name, "key": c.key, "window": c.window.id,
-                     "used": c.used, "reserved": c.reserved, "requested": c.requested,
-                     "limit": c.limit, "projected": c.projected,
-                     "level": (c.level.name or c.level.action.value) if c.level else "normal",
-                     "action": c.action.value, "refused": c.refused and c.enforced}
-                    for c in d.checks],
+        "allowed": d.allowed,
+        "action": d.action.value,
+        "reason": d.reason,
+        "budgets": [
+            {
+                "budget": c.budget.name,
+                "key": c.key,
+                "window": c.window.id,
+                "used": c.used,
+                "reserved": c.reserved,
+                "requested": c.requested,
+                "limit": c.limit,
+                "projected": c.projected,
+                "level": (c.level.name or c.level.action.value) if c.level else "normal",
+                "action": c.action.value,
+                "refused": c.refused and c.enforced,
+            }
+            for c in d.checks
+        ],
     }
 
 
 def _print_decision(d: Decision) -> None:
-    style = "green" if d.allowed and d.action.value == "continue" else \
-        "yellow" if d.allowed else "red"
-    out.print(f"[{style}]{'allowed' if d.allowed else 'refused'}[/{style}]: {d.reason}",
-              markup=True)
+    style = (
+        "green" if d.allowed and d.action.value == "continue" else "yellow" if d.allowed else "red"
+    )
+    out.print(
+        f"[{style}]{'allowed' if d.allowed else 'refused'}[/{style}]: {d.reason}", markup=True
+    )
     for c in d.checks:
         out.print(f"  {c.describe()}")
 
 
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the policy.")] = Path(
-        "llmbudget.yaml"),
+        "llmbudget.yaml"
+    ),
     mode: Annotated[str, typer.Option(help="Enforcement mode: block or warn.")] = "block",
     timezone: Annotated[str, typer.Option(help="IANA zone for day/week/month windows.")] = "UTC",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
@@ -102,15 +125,18 @@ def init(
     if path.exists() and not force:
         fail(f"{cwd_relative(path)} already exists; pass --force to overwrite it")
     text = STARTER_POLICY.replace("\nmode: block ", f"\nmode: {mode} ").replace(
-        "\ntimezone: UTC ", f"\ntimezone: {timezone} ")
+        "\ntimezone: UTC ", f"\ntimezone: {timezone} "
+    )
     parse_policy(text, str(path))  # the starter must always be valid
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as e:
         fail(f"cannot write {path}: {e.strerror}")
-    out.print(f"wrote {cwd_relative(path)} (mode {mode}, timezone {timezone}); "
-              f"see where you stand with: llmbudget --policy {cwd_relative(path)} status")
+    out.print(
+        f"wrote {cwd_relative(path)} (mode {mode}, timezone {timezone}); "
+        f"see where you stand with: llmbudget --policy {cwd_relative(path)} status"
+    )
 
 
 def record(
@@ -119,15 +145,22 @@ def record(
     label: LabelOpt = None,
     model: ModelOpt = None,
     cached_tokens: Annotated[int, typer.Option(help="Of the prompt, served from cache.")] = 0,
-    event_id: Annotated[str | None, typer.Option(
-        "--id", help="Idempotency key: recording the same id twice counts once.")] = None,
+    event_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Idempotency key: recording the same id twice counts once."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record usage that already happened (never refused: it is spent)."""
     labels: dict[str, Any] = parse_labels(label, model)
     with _gov() as gov:
-        d = gov.record(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                       cached_tokens=cached_tokens, idempotency_key=event_id, **labels)
+        d = gov.record(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_tokens=cached_tokens,
+            idempotency_key=event_id,
+            **labels,
+        )
     if as_json:
         out.print_json(json.dumps(_decision_json(d)))
     else:
@@ -136,8 +169,9 @@ def record(
 
 def check(
     prompt_tokens: Annotated[int, typer.Option(help="Prompt tokens of the call.")],
-    max_completion_tokens: Annotated[int | None, typer.Option(
-        help="Completion tokens to allow (default: the policy's default).")] = None,
+    max_completion_tokens: Annotated[
+        int | None, typer.Option(help="Completion tokens to allow (default: the policy's default).")
+    ] = None,
     label: LabelOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
@@ -146,16 +180,16 @@ def check(
     3 blocked, 4 approval needed, 2 bad input, 1 ledger failure."""
     labels: dict[str, Any] = parse_labels(label, model)
     with _gov() as gov:
-        d = gov.check(prompt_tokens=prompt_tokens, max_completion_tokens=max_completion_tokens,
-                      **labels)
+        d = gov.check(
+            prompt_tokens=prompt_tokens, max_completion_tokens=max_completion_tokens, **labels
+        )
     if as_json:
         out.print_json(json.dumps(_decision_json(d)))
     else:
         _print_decision(d)
     if not d.allowed:
         bad = d.refusing
-        raise typer.Exit(EXIT_APPROVAL if bad and bad.action.value == "approve"
-                         else EXIT_BLOCKED)
+        raise typer.Exit(EXIT_APPROVAL if bad and bad.action.value == "approve" else EXIT_BLOCKED)
     raise typer.Exit(EXIT_OK)
 
 
@@ -167,11 +201,28 @@ def approvals(
     with _gov(need_policy=False) as gov:
         rows = gov.approvals(None if all_ else "pending")
     if as_json:
-        out.print_json(json.dumps({"approvals": [
-            {"id": a.id, "budget": a.budget, "key": a.key, "window": a.window_id,
-             "requested": a.requested, "state": a.state, "granted": a.granted,
-             "labels": a.labels, "created_at": a.created_at, "resolved_by": a.resolved_by,
-             "note": a.note} for a in rows]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "approvals": [
+                        {
+                            "id": a.id,
+                            "budget": a.budget,
+                            "key": a.key,
+                            "window": a.window_id,
+                            "requested": a.requested,
+                            "state": a.state,
+                            "granted": a.granted,
+                            "labels": a.labels,
+                            "created_at": a.created_at,
+                            "resolved_by": a.resolved_by,
+                            "note": a.note,
+                        }
+                        for a in rows
+                    ]
+                }
+            )
+        )
         return
     if not rows:
         out.print("No pending approval requests." if not all_ else "No approval requests.")
@@ -180,23 +231,35 @@ def approvals(
     for col in ("id", "state", "budget", "window", "requested", "granted", "labels"):
         t.add_column(col)
     for a in rows:
-        t.add_row(a.id, a.state, a.budget, a.window_id, f"{a.requested:,}", f"{a.granted:,}",
-                  ",".join(f"{k}={v}" for k, v in a.labels.items()))
+        t.add_row(
+            a.id,
+            a.state,
+            a.budget,
+            a.window_id,
+            f"{a.requested:,}",
+            f"{a.granted:,}",
+            ",".join(f"{k}={v}" for k, v in a.labels.items()),
+        )
     out.print(t)
 
 
 def approve(
     request_id: Annotated[str, typer.Argument(help="The request id (see `approvals`).")],
-    tokens: Annotated[int | None, typer.Option(
-        help="Headroom to grant for the counter's window (default: what was requested).")]
-    = None,
+    tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Headroom to grant for the counter's window (default: what was requested)."
+        ),
+    ] = None,
     note: Annotated[str, typer.Option(help="Why, for the record.")] = "",
 ) -> None:
     """Grant more headroom to the counter a request is for, for its window."""
     with _gov(need_policy=False) as gov:
         a = gov.approve(request_id, tokens, note=note)
-    out.print(f"approved {a.id}: +{a.granted:,} for {a.budget} ({a.window_id}) by "
-              f"{a.resolved_by}; the caller can retry now")
+    out.print(
+        f"approved {a.id}: +{a.granted:,} for {a.budget} ({a.window_id}) by "
+        f"{a.resolved_by}; the caller can retry now"
+    )
 
 
 def deny(
@@ -227,21 +290,37 @@ def replay(
     if as_json:
         out.print_json(json.dumps(report.to_json()))
         return
-    out.print(f"Replayed {report.records:,} calls from {cwd_relative(usage_log)} against "
-              f"{cwd_relative(path)}: {report.allowed:,} allowed, {report.blocked:,} blocked, "
-              f"{report.approvals:,} sent for approval.")
+    out.print(
+        f"Replayed {report.records:,} calls from {cwd_relative(usage_log)} against "
+        f"{cwd_relative(path)}: {report.allowed:,} allowed, {report.blocked:,} blocked, "
+        f"{report.approvals:,} sent for approval."
+    )
     t = Table(title="What the policy would have done", title_justify="left")
-    for col in ("budget", "calls", "tokens", "peak %", "warn", "alert", "flag", "blocked",
-                "approval"):
+    for col in (
+        "budget",
+        "calls",
+        "tokens",
+        "peak %",
+        "warn",
+        "alert",
+        "flag",
+        "blocked",
+        "approval",
+    ):
         t.add_column(col, justify="left" if col == "budget" else "right")
     for name, tally in sorted(report.budgets.items()):
         ev = tally.events
-        t.add_row(name, f"{tally.calls:,}", f"{tally.tokens:,}", f"{tally.peak_percent:.0f}",
-                  *(str(ev.get(k, 0) or "") for k in
-                    ("warn", "alert", "flag", "blocked", "approval")))
+        t.add_row(
+            name,
+            f"{tally.calls:,}",
+            f"{tally.tokens:,}",
+            f"{tally.peak_percent:.0f}",
+            *(str(ev.get(k, 0) or "") for k in ("warn", "alert", "flag", "blocked", "approval")),
+        )
     out.print(t)
     if report.incidents and incidents:
-        out.print(f"First {min(incidents, len(report.incidents))} of "
-                  f"{len(report.incidents)} incidents:")
+        out.print(
+            f"First {min(incidents, len(report.incidents))} of {len(report.incidents)} incidents:"
+        )
         for inc in report.incidents[:incidents]:
             out.print(f"  line {inc['line']} {inc['time']}: {inc['message']}")

@@ -25,8 +25,7 @@ def colour(percent: float) -> str:
 def bar(percent: float, width: int = 20) -> Text:
     """A coloured ``[█████░░░░░]`` bar for ``percent`` (capped at the width)."""
     filled = max(0, min(width, round(width * percent / 100)))
-    return Text.assemble("[", ("█" * filled, colour(percent)), ("░" * (width - filled), "dim"),
-                         "]")
+    return Text.assemble("[", ("█" * filled, colour(percent)), ("░" * (width - filled), "dim"), "]")
 
 
 def human(n: float) -> str:
@@ -57,24 +56,44 @@ def status_table(rows: Sequence[CounterStatus], *, title: str = "Budgets") -> Ta
         part = ",".join(f"{k}={v}" for k, v in r.partition.items())
         name = f"{r.budget} [{part}]" if part else r.budget
         reserved = f" (+{amount(r.reserved, r.unit)} held)" if r.reserved else ""
-        level = Text(r.level, style="bold red" if r.action in ("block", "approve")
-                     else "yellow" if r.action in ("warn", "alert", "flag") else "")
-        t.add_row(Text(name), r.window, bar(pct), Text(f"{pct:.0f}%", style=colour(pct)),
-                  f"{amount(r.used, r.unit)} / {amount(r.limit, r.unit)}{reserved}", level,
-                  when(r.resets_at))
+        level = Text(
+            r.level,
+            style="bold red"
+            if r.action in ("block", "approve")
+            else "yellow"
+            if r.action in ("warn", "alert", "flag")
+            else "",
+        )
+        t.add_row(
+            Text(name),
+            r.window,
+            bar(pct),
+            Text(f"{pct:.0f}%", style=colour(pct)),
+            f"{amount(r.used, r.unit)} / {amount(r.limit, r.unit)}{reserved}",
+            level,
+            when(r.resets_at),
+        )
     return t
 
 
 def print_refusal(console: Console, e: BudgetExceeded) -> None:
     """A refusal, readably: what refused, the numbers, when it resets, what to do."""
-    kind = ("approval denied" if isinstance(e, ApprovalDenied) else
-            "approval required" if isinstance(e, ApprovalRequired) else "blocked")
-    console.print(f"[bold red]{kind}:[/bold red] budget [bold]{e.budget}[/bold] "
-                  f"({e.window})", markup=True)
+    kind = (
+        "approval denied"
+        if isinstance(e, ApprovalDenied)
+        else "approval required"
+        if isinstance(e, ApprovalRequired)
+        else "blocked"
+    )
+    console.print(
+        f"[bold red]{kind}:[/bold red] budget [bold]{e.budget}[/bold] ({e.window})", markup=True
+    )
     unit = e.unit
-    console.print(f"  limit {amount(e.limit, unit)}, used {amount(e.used, unit)}, reserved "
-                  f"{amount(e.reserved, unit)}, requested {amount(e.requested, unit)}; "
-                  f"resets {when(e.resets_at)}")
+    console.print(
+        f"  limit {amount(e.limit, unit)}, used {amount(e.used, unit)}, reserved "
+        f"{amount(e.reserved, unit)}, requested {amount(e.requested, unit)}; "
+        f"resets {when(e.resets_at)}"
+    )
     if isinstance(e, ApprovalRequired | ApprovalDenied):
         console.print(f"  request id: {e.request_id}")
     if e.suggestion:

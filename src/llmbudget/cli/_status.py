@@ -29,8 +29,9 @@ def _rows(budget: str | None) -> list[Any]:
 def status(
     budget: Annotated[str | None, typer.Option(help="Only this budget.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
-    watch: Annotated[float | None, typer.Option(
-        "--watch", help="Refresh every N seconds until Ctrl-C.", min=0.2)] = None,
+    watch: Annotated[
+        float | None, typer.Option("--watch", help="Refresh every N seconds until Ctrl-C.", min=0.2)
+    ] = None,
 ) -> None:
     """A line per live counter: bar (green < 70 %, yellow 70-90 %, red > 90 %), level,
     used/limit, reset time."""
@@ -38,19 +39,38 @@ def status(
 
     if as_json:
         rows = _rows(budget)
-        out.print_json(json.dumps({"counters": [
-            {"budget": r.budget, "key": r.key, "partition": r.partition, "window": r.window,
-             "unit": r.unit, "used": r.used, "reserved": r.reserved, "granted": r.granted,
-             "limit": r.limit, "percent": round(r.percent, 2), "level": r.level,
-             "action": r.action,
-             "resets_at": r.resets_at.isoformat() if r.resets_at else None}
-            for r in rows]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "counters": [
+                        {
+                            "budget": r.budget,
+                            "key": r.key,
+                            "partition": r.partition,
+                            "window": r.window,
+                            "unit": r.unit,
+                            "used": r.used,
+                            "reserved": r.reserved,
+                            "granted": r.granted,
+                            "limit": r.limit,
+                            "percent": round(r.percent, 2),
+                            "level": r.level,
+                            "action": r.action,
+                            "resets_at": r.resets_at.isoformat() if r.resets_at else None,
+                        }
+                        for r in rows
+                    ]
+                }
+            )
+        )
         return
     if watch is None:
         rows = _rows(budget)
         if not rows:
-            out.print("No live counters yet: nothing has been reserved or recorded in the "
-                      "current windows.")
+            out.print(
+                "No live counters yet: nothing has been reserved or recorded in the "
+                "current windows."
+            )
             return
         out.print(status_table(rows))
         return

@@ -72,9 +72,7 @@ def counter_key(budget: Budget, partition: tuple[tuple[str, str], ...], span: Wi
     return f"{budget.name}|{part}|{span.id}"
 
 
-def targets(
-    policy: Policy, labels: Mapping[str, str], now: datetime, tz: tzinfo
-) -> list[Target]:
+def targets(policy: Policy, labels: Mapping[str, str], now: datetime, tz: tzinfo) -> list[Target]:
     """Every counter that a call with ``labels`` at instant ``now`` lands on."""
     out = []
     for b in policy.matching(labels):
@@ -207,8 +205,21 @@ def evaluate(
         announce = idx > (st.level if st else 0) and not (action.refuses and enforced)
         checks.append(
             BudgetCheck(
-                t.budget, t.key, t.span, t.partition, used, reserved, granted, amount,
-                projected, lv, idx, action, refused, enforced, announce,
+                t.budget,
+                t.key,
+                t.span,
+                t.partition,
+                used,
+                reserved,
+                granted,
+                amount,
+                projected,
+                lv,
+                idx,
+                action,
+                refused,
+                enforced,
+                announce,
             )
         )
     allowed = not any(c.refused and c.enforced for c in checks)
@@ -223,7 +234,10 @@ def evaluate(
         top = max(checks, key=lambda c: c.action.severity)
         note = ""
         if top.action.refuses:
-            note = (" (past a refusing level: the next call will be refused)" if top.enforced
-                    else " (mode warn: not enforced)")
+            note = (
+                " (past a refusing level: the next call will be refused)"
+                if top.enforced
+                else " (mode warn: not enforced)"
+            )
         reason = f"{top.action.value}: {top.describe()}{note}"
     return Decision(allowed, strongest, tuple(checks), reason)

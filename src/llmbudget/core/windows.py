@@ -65,9 +65,7 @@ def span_for(window: Window, now: datetime, tz: tzinfo) -> WindowSpan:
         # Floor the UTC instant to the local hour: offsets may be fractional (+05:30), so
         # floor in local time but keep the instant arithmetic in UTC (fold-safe).
         minutes_into_hour = local.minute * 60 + local.second
-        start = (now.astimezone(UTC) - timedelta(seconds=minutes_into_hour)).replace(
-            microsecond=0
-        )
+        start = (now.astimezone(UTC) - timedelta(seconds=minutes_into_hour)).replace(microsecond=0)
         end = start + timedelta(hours=1)
         return WindowSpan(window, "hour:" + start.strftime("%Y-%m-%dT%H:%MZ"), start, end)
     day = local.date()
@@ -81,8 +79,11 @@ def span_for(window: Window, now: datetime, tz: tzinfo) -> WindowSpan:
         wid = f"week:{iso.year}-W{iso.week:02d}"
     elif window is Window.MONTH:
         first = day.replace(day=1)
-        nxt = (first.replace(year=first.year + 1, month=1) if first.month == 12
-               else first.replace(month=first.month + 1))
+        nxt = (
+            first.replace(year=first.year + 1, month=1)
+            if first.month == 12
+            else first.replace(month=first.month + 1)
+        )
         wid = f"month:{first.year}-{first.month:02d}"
     else:  # pragma: no cover - exhaustive over the enum
         raise ValueError(f"unknown window {window!r}")

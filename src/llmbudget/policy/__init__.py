@@ -41,8 +41,9 @@ def _fmt(path: Path_) -> str:
     return out
 
 
-def _lines(node: yaml.Node | None, path: Path_ = (), out: dict[Path_, int] | None = None
-           ) -> dict[Path_, int]:
+def _lines(
+    node: yaml.Node | None, path: Path_ = (), out: dict[Path_, int] | None = None
+) -> dict[Path_, int]:
     out = {} if out is None else out
     if node is None:
         return out
@@ -68,7 +69,8 @@ def _line_of(lines: Mapping[Path_, int], path: Path_) -> int | None:
 
 
 def policy_from_mapping(
-    data: Mapping[str, Any], source: str = "<policy>",
+    data: Mapping[str, Any],
+    source: str = "<policy>",
     lines: Mapping[Path_, int] | None = None,
 ) -> Policy:
     """Validate a mapping shaped like the policy file."""
@@ -82,8 +84,11 @@ def policy_from_mapping(
 
         def loc(err: Any) -> Path_:
             # drop Pydantic's union-branch tags such as 'str' or 'list[str]'
-            return tuple(p for p in err["loc"] if isinstance(p, int) or ("[" not in p
-                         and p not in ("str", "int", "float", "list")))
+            return tuple(
+                p
+                for p in err["loc"]
+                if isinstance(p, int) or ("[" not in p and p not in ("str", "int", "float", "list"))
+            )
 
         def what(err: Any) -> str:
             got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
@@ -94,15 +99,20 @@ def policy_from_mapping(
         others = [f"{_fmt(loc(x))}: {what(x)}" for x in errs[1:4]]
         if others:
             msg += "; also " + "; ".join(others)
-        raise PolicyError(msg, source=source, path=_fmt(first),
-                          line=_line_of(lines, first)) from None
+        raise PolicyError(
+            msg, source=source, path=_fmt(first), line=_line_of(lines, first)
+        ) from None
     budgets = []
     for i, b in enumerate(model.budgets):
         try:
             budgets.append(to_budget(b))
         except ValueError as e:
-            raise PolicyError(str(e), source=source, path=f"budgets[{i}] ({b.name})",
-                              line=_line_of(lines, ("budgets", i))) from None
+            raise PolicyError(
+                str(e),
+                source=source,
+                path=f"budgets[{i}] ({b.name})",
+                line=_line_of(lines, ("budgets", i)),
+            ) from None
     try:
         return to_policy(model, source, tuple(budgets))
     except ValueError as e:
@@ -117,13 +127,17 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
-        raise PolicyError(f"not valid YAML: {problem}", source=source,
-                          line=mark.line + 1 if mark else None) from None
+        raise PolicyError(
+            f"not valid YAML: {problem}", source=source, line=mark.line + 1 if mark else None
+        ) from None
     if data is None:
         raise PolicyError("the file is empty; start from `llmbudget init`", source=source)
     if not isinstance(data, dict):
-        raise PolicyError(f"expected a mapping of settings at the top, got a "
-                          f"{type(data).__name__}", source=source, line=1)
+        raise PolicyError(
+            f"expected a mapping of settings at the top, got a {type(data).__name__}",
+            source=source,
+            line=1,
+        )
     return policy_from_mapping(data, source, _lines(node))
 
 
@@ -133,8 +147,10 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"policy file {p} not found; create one with `llmbudget init {p}` "
-                          "or point --policy / LLMBUDGET_POLICY at yours") from None
+        raise ConfigError(
+            f"policy file {p} not found; create one with `llmbudget init {p}` "
+            "or point --policy / LLMBUDGET_POLICY at yours"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"policy path {p} is a folder, expected a YAML file") from None
     except UnicodeDecodeError as e:

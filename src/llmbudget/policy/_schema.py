@@ -26,7 +26,8 @@ def parse_amount(value: Any) -> float:
         m = _NUMBER.match(value.strip())
         if m:
             return float(m.group(1).replace("_", "").replace(",", "")) * _SUFFIX.get(
-                m.group(2).lower(), 1)
+                m.group(2).lower(), 1
+            )
     raise ValueError(f"expected a number such as 10000, '10k' or '1.5M', got {value!r}")
 
 
@@ -99,14 +100,24 @@ def to_budget(m: BudgetModel) -> Budget:
     if limit != int(limit) and m.unit is not Unit.USD:
         raise ValueError(f"limit must be a whole number of tokens, got {m.limit!r}")
     levels = tuple(
-        Level(at=lv.at[0] if lv.at[1] else lv.at[0] * scale, action=lv.action,
-              percent=lv.at[1], name=lv.name)
+        Level(
+            at=lv.at[0] if lv.at[1] else lv.at[0] * scale,
+            action=lv.action,
+            percent=lv.at[1],
+            name=lv.name,
+        )
         for lv in m.levels
     )
     return Budget(
-        name=m.name, limit=round(limit), window=m.window, unit=m.unit,
-        match=_selector(m.match), exclude=_selector(m.exclude),
-        per=(m.per,) if isinstance(m.per, str) else tuple(m.per), levels=levels, mode=m.mode,
+        name=m.name,
+        limit=round(limit),
+        window=m.window,
+        unit=m.unit,
+        match=_selector(m.match),
+        exclude=_selector(m.exclude),
+        per=(m.per,) if isinstance(m.per, str) else tuple(m.per),
+        levels=levels,
+        mode=m.mode,
         description=m.description,
     )
 
@@ -114,7 +125,10 @@ def to_budget(m: BudgetModel) -> Budget:
 def to_policy(m: PolicyModel, source: str, budgets: tuple[Budget, ...]) -> Policy:
     """Assemble the core policy from the validated file and its converted budgets."""
     return Policy(
-        budgets=budgets, timezone=m.timezone, mode=m.mode, lease_seconds=m.lease_seconds,
+        budgets=budgets,
+        timezone=m.timezone,
+        mode=m.mode,
+        lease_seconds=m.lease_seconds,
         default_completion_tokens=m.default_completion_tokens,
         prices={k: p.model_dump(exclude_none=True) for k, p in m.prices.items()},
         source=source,

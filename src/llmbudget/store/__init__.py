@@ -44,7 +44,7 @@ def open_store(url: str | os.PathLike[str] | None = None) -> Store:
 
         return MemoryStore()
     if raw.startswith("sqlite://"):
-        rest = raw[len("sqlite://"):]
+        rest = raw[len("sqlite://") :]
         if not rest.startswith("/") or rest == "/":
             raise ConfigError(
                 f"ledger URL {raw!r}: expected sqlite:///relative/path.db or "

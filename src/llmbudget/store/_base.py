@@ -137,9 +137,7 @@ class Store(abc.ABC):
         """The most recent governance events, newest first."""
 
     @abc.abstractmethod
-    def request_approval(
-        self, approval: Approval
-    ) -> Approval:
+    def request_approval(self, approval: Approval) -> Approval:
         """Store a pending approval request, unless one is already pending or denied for the
         same counter: then return that one instead (one request per counter and window)."""
 
@@ -149,7 +147,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def resolve_approval(
-        self, approval_id: str, *, approve: bool, tokens: int | None, by: str, note: str,
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        tokens: int | None,
+        by: str,
+        note: str,
         now: float,
     ) -> Approval:
         """Approve (adding ``tokens``, default the requested amount, to the counter's

@@ -86,9 +86,16 @@ class MemoryStore(Store):
                     self._add(key, used=amount, reserved=-amount)
                 r.state = "expired"
                 r.event_index = self._append_event(
-                    UsageEvent(rid, now, dict(r.meta.labels), r.meta.prompt_tokens,
-                               r.meta.completion_tokens, estimated_prompt=r.meta.prompt_tokens,
-                               estimated_completion=r.meta.completion_tokens, settled=False)
+                    UsageEvent(
+                        rid,
+                        now,
+                        dict(r.meta.labels),
+                        r.meta.prompt_tokens,
+                        r.meta.completion_tokens,
+                        estimated_prompt=r.meta.prompt_tokens,
+                        estimated_completion=r.meta.completion_tokens,
+                        settled=False,
+                    )
                 )
                 n += 1
         return n
@@ -100,8 +107,12 @@ class MemoryStore(Store):
 
     # -- atomic steps -------------------------------------------------------------------------
     def reserve(
-        self, rid: str, charges: Sequence[Charge], meta: ReservationMeta,
-        lease_until: float, now: float,
+        self,
+        rid: str,
+        charges: Sequence[Charge],
+        meta: ReservationMeta,
+        lease_until: float,
+        now: float,
     ) -> ReserveOutcome:
         with self._lock:
             if rid in self._res:
@@ -147,9 +158,17 @@ class MemoryStore(Store):
                 else:
                     self._add(key, used=amount, reserved=-reserved)
             ev = UsageEvent(
-                rid, now, dict(r.meta.labels), usage.prompt_tokens, usage.completion_tokens,
-                usage.cached_tokens, usage.reasoning_tokens, usage.cost_micros,
-                r.meta.prompt_tokens, r.meta.completion_tokens, True,
+                rid,
+                now,
+                dict(r.meta.labels),
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens,
+                usage.reasoning_tokens,
+                usage.cost_micros,
+                r.meta.prompt_tokens,
+                r.meta.completion_tokens,
+                True,
             )
             if r.event_index is not None:
                 self._events[r.event_index] = ev
@@ -170,8 +189,12 @@ class MemoryStore(Store):
             return tuple(self._counters[k] for k in r.charges)
 
     def record(
-        self, event_id: str, charges: Sequence[Charge], labels: Mapping[str, str],
-        usage: Usage, now: float,
+        self,
+        event_id: str,
+        charges: Sequence[Charge],
+        labels: Mapping[str, str],
+        usage: Usage,
+        now: float,
     ) -> CommitOutcome:
         with self._lock:
             if event_id in self._event_ids:
@@ -184,9 +207,16 @@ class MemoryStore(Store):
                 self._counter(ch)
                 after.append(self._add(ch.key, used=ch.amount))
             self._append_event(
-                UsageEvent(event_id, now, dict(labels), usage.prompt_tokens,
-                           usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens,
-                           usage.cost_micros)
+                UsageEvent(
+                    event_id,
+                    now,
+                    dict(labels),
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.cached_tokens,
+                    usage.reasoning_tokens,
+                    usage.cost_micros,
+                )
             )
             return CommitOutcome(tuple(after))
 
@@ -202,12 +232,16 @@ class MemoryStore(Store):
             if keys is not None:
                 return [self._counters[k] for k in keys if k in self._counters]
             return [
-                c for c in self._counters.values()
+                c
+                for c in self._counters.values()
                 if active_at is None or c.window_end is None or c.window_end > active_at
             ]
 
     def events(
-        self, *, since: float | None = None, until: float | None = None,
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> Iterable[UsageEvent]:
         with self._lock:
@@ -233,8 +267,17 @@ class MemoryStore(Store):
             m, op = e.labels.get("model", ""), e.labels.get("operation", "")
             if (model is not None and m != model) or (operation is not None and op != operation):
                 continue
-            out.append(EstimateSample(m, op, e.estimated_prompt, e.prompt_tokens,
-                                      e.estimated_completion, e.completion_tokens, e.at))
+            out.append(
+                EstimateSample(
+                    m,
+                    op,
+                    e.estimated_prompt,
+                    e.prompt_tokens,
+                    e.estimated_completion,
+                    e.completion_tokens,
+                    e.at,
+                )
+            )
             if len(out) >= limit:
                 break
         return out
@@ -274,24 +317,40 @@ class MemoryStore(Store):
 
     def approvals(self, *, state: str | None = None, key: str | None = None) -> list[Approval]:
         with self._lock:
-            out = [a for a in self._approvals.values()
-                   if (state is None or a.state == state) and (key is None or a.key == key)]
+            out = [
+                a
+                for a in self._approvals.values()
+                if (state is None or a.state == state) and (key is None or a.key == key)
+            ]
         return sorted(out, key=lambda a: a.created_at, reverse=True)
 
     def resolve_approval(
-        self, approval_id: str, *, approve: bool, tokens: int | None, by: str, note: str,
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        tokens: int | None,
+        by: str,
+        note: str,
         now: float,
     ) -> Approval:
         with self._lock:
             a = self._approvals.get(approval_id)
             if a is None:
-                raise NotFound(f"no approval request {approval_id!r}; list them with "
-                               "`llmbudget approvals`")
+                raise NotFound(
+                    f"no approval request {approval_id!r}; list them with `llmbudget approvals`"
+                )
             if a.state == "approved":
                 raise InvalidUsage(f"approval request {approval_id!r} was already approved")
             grant = (a.requested if tokens is None else tokens) if approve else 0
-            a = replace(a, state="approved" if approve else "denied", granted=grant,
-                        resolved_at=now, resolved_by=by, note=note)
+            a = replace(
+                a,
+                state="approved" if approve else "denied",
+                granted=grant,
+                resolved_at=now,
+                resolved_by=by,
+                note=note,
+            )
             self._approvals[approval_id] = a
             if approve:
                 st = self._counters.get(a.key) or CounterState(a.key, a.budget, a.window_id)

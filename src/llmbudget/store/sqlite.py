@@ -105,7 +105,9 @@ class SQLiteStore(Store):
             return conn
         with self._errors("open"):
             conn = sqlite3.connect(
-                str(self.path), timeout=self.timeout, isolation_level=None,
+                str(self.path),
+                timeout=self.timeout,
+                isolation_level=None,
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
@@ -183,7 +185,8 @@ class SQLiteStore(Store):
                     c.execute(stmt)
             c.execute(
                 "INSERT INTO meta (k, v) VALUES ('schema_version', ?) "
-                "ON CONFLICT(k) DO UPDATE SET v = excluded.v", (str(SCHEMA_VERSION),)
+                "ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                (str(SCHEMA_VERSION),),
             )
 
     def close(self) -> None:
@@ -208,8 +211,17 @@ class SQLiteStore(Store):
             f"""INSERT INTO counters (key, budget, window_id, window_end, partition, {col})
                 VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(key) DO UPDATE SET {col} = {col} + excluded.{col}""",
-            [(ch.key, ch.budget, ch.window_id, ch.window_end, json.dumps(ch.partition),
-              ch.amount) for ch in charges],
+            [
+                (
+                    ch.key,
+                    ch.budget,
+                    ch.window_id,
+                    ch.window_end,
+                    json.dumps(ch.partition),
+                    ch.amount,
+                )
+                for ch in charges
+            ],
         )
 
     def _try(self, c: sqlite3.Connection, charges: Sequence[Charge]) -> ReserveOutcome:
@@ -229,10 +241,19 @@ class SQLiteStore(Store):
     @staticmethod
     def _event_row(ev: UsageEvent) -> tuple[object, ...]:
         return (
-            ev.id, ev.at, json.dumps(ev.labels, sort_keys=True), ev.labels.get("model", ""),
-            ev.labels.get("operation", ""), ev.prompt_tokens, ev.completion_tokens,
-            ev.cached_tokens, ev.reasoning_tokens, ev.cost_micros, ev.estimated_prompt,
-            ev.estimated_completion, int(ev.settled),
+            ev.id,
+            ev.at,
+            json.dumps(ev.labels, sort_keys=True),
+            ev.labels.get("model", ""),
+            ev.labels.get("operation", ""),
+            ev.prompt_tokens,
+            ev.completion_tokens,
+            ev.cached_tokens,
+            ev.reasoning_tokens,
+            ev.cost_micros,
+            ev.estimated_prompt,
+            ev.estimated_completion,
+            int(ev.settled),
         )
 
     _INSERT_EVENT = (
@@ -244,7 +265,8 @@ class SQLiteStore(Store):
     def _sweep(self, c: sqlite3.Connection, now: float) -> int:
         rows = c.execute(
             "SELECT id, charges, labels, est_prompt, est_completion FROM reservations "
-            "WHERE state = 'active' AND lease_until < ?", (now,)
+            "WHERE state = 'active' AND lease_until < ?",
+            (now,),
         ).fetchall()
         for rid, charges_json, labels_json, ep, ec in rows:
             charges = json.loads(charges_json)
@@ -253,14 +275,30 @@ class SQLiteStore(Store):
                 [(amt, amt, key) for key, amt in charges.items()],
             )
             c.execute("UPDATE reservations SET state = 'expired' WHERE id = ?", (rid,))
-            c.execute(self._INSERT_EVENT, self._event_row(UsageEvent(
-                rid, now, json.loads(labels_json), ep, ec, estimated_prompt=ep,
-                estimated_completion=ec, settled=False)))
+            c.execute(
+                self._INSERT_EVENT,
+                self._event_row(
+                    UsageEvent(
+                        rid,
+                        now,
+                        json.loads(labels_json),
+                        ep,
+                        ec,
+                        estimated_prompt=ep,
+                        estimated_completion=ec,
+                        settled=False,
+                    )
+                ),
+            )
         return len(rows)
 
     def reserve(
-        self, rid: str, charges: Sequence[Charge], meta: ReservationMeta,
-        lease_until: float, now: float,
+        self,
+        rid: str,
+        charges: Sequence[Charge],
+        meta: ReservationMeta,
+        lease_until: float,
+        now: float,
     ) -> ReserveOutcome:
         with self._tx("reserve") as c:
             self._sweep(c, now)
@@ -270,9 +308,15 @@ class SQLiteStore(Store):
                     c.execute(
                         "INSERT INTO reservations (id, state, charges, labels, est_prompt, "
                         "est_completion, lease_until, created) VALUES (?,'active',?,?,?,?,?,?)",
-                        (rid, json.dumps({ch.key: ch.amount for ch in charges}),
-                         json.dumps(dict(meta.labels)), meta.prompt_tokens,
-                         meta.completion_tokens, lease_until, now),
+                        (
+                            rid,
+                            json.dumps({ch.key: ch.amount for ch in charges}),
+                            json.dumps(dict(meta.labels)),
+                            meta.prompt_tokens,
+                            meta.completion_tokens,
+                            lease_until,
+                            now,
+                        ),
                     )
                 except sqlite3.IntegrityError as e:
                     raise ReservationError(f"reservation id {rid!r} is already in use") from e
@@ -282,19 +326,21 @@ class SQLiteStore(Store):
         self, rid: str, charges: Sequence[Charge], lease_until: float, now: float
     ) -> ReserveOutcome:
         with self._tx("extend a reservation") as c:
-            row = c.execute("SELECT state, charges FROM reservations WHERE id = ?",
-                            (rid,)).fetchone()
+            row = c.execute(
+                "SELECT state, charges FROM reservations WHERE id = ?", (rid,)
+            ).fetchone()
             if row is None or row[0] != "active":
-                state = row[0] if row else ("committed" if self._has_event(c, rid) else
-                                            "unknown")
+                state = row[0] if row else ("committed" if self._has_event(c, rid) else "unknown")
                 raise ReservationError(f"cannot extend reservation {rid!r}: it is {state}")
             out = self._try(c, charges)
             if out.ok:
                 held = json.loads(row[1])
                 for ch in charges:
                     held[ch.key] = held.get(ch.key, 0) + ch.amount
-                c.execute("UPDATE reservations SET charges = ?, lease_until = ? WHERE id = ?",
-                          (json.dumps(held), lease_until, rid))
+                c.execute(
+                    "UPDATE reservations SET charges = ?, lease_until = ? WHERE id = ?",
+                    (json.dumps(held), lease_until, rid),
+                )
             return out
 
     @staticmethod
@@ -307,7 +353,9 @@ class SQLiteStore(Store):
         with self._tx("commit usage") as c:
             row = c.execute(
                 "SELECT state, charges, labels, est_prompt, est_completion FROM reservations "
-                "WHERE id = ?", (rid,)).fetchone()
+                "WHERE id = ?",
+                (rid,),
+            ).fetchone()
             if row is None:
                 ev = c.execute("SELECT labels FROM events WHERE id = ?", (rid,)).fetchone()
                 if ev is None:
@@ -318,48 +366,85 @@ class SQLiteStore(Store):
                 raise ReservationError(f"cannot commit reservation {rid!r}: it was released")
             held: dict[str, int] = json.loads(charges_json)
             if state == "expired":  # charged at the estimate already: correct it to actuals
-                c.executemany("UPDATE counters SET used = used + ? WHERE key = ?",
-                              [(actual.get(k, 0) - amt, k) for k, amt in held.items()])
+                c.executemany(
+                    "UPDATE counters SET used = used + ? WHERE key = ?",
+                    [(actual.get(k, 0) - amt, k) for k, amt in held.items()],
+                )
                 c.execute("DELETE FROM events WHERE id = ?", (rid,))
             else:
                 c.executemany(
                     "UPDATE counters SET used = used + ?, reserved = reserved - ? WHERE key = ?",
-                    [(actual.get(k, 0), amt, k) for k, amt in held.items()])
-            c.execute(self._INSERT_EVENT, self._event_row(UsageEvent(
-                rid, now, json.loads(labels_json), usage.prompt_tokens, usage.completion_tokens,
-                usage.cached_tokens, usage.reasoning_tokens, usage.cost_micros, ep, ec, True)))
+                    [(actual.get(k, 0), amt, k) for k, amt in held.items()],
+                )
+            c.execute(
+                self._INSERT_EVENT,
+                self._event_row(
+                    UsageEvent(
+                        rid,
+                        now,
+                        json.loads(labels_json),
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        usage.cached_tokens,
+                        usage.reasoning_tokens,
+                        usage.cost_micros,
+                        ep,
+                        ec,
+                        True,
+                    )
+                ),
+            )
             c.execute("DELETE FROM reservations WHERE id = ?", (rid,))
             after = self._load(c, list(held))
             return CommitOutcome(tuple(after[k] for k in held if k in after))
 
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
         with self._tx("release a reservation") as c:
-            row = c.execute("SELECT state, charges FROM reservations WHERE id = ?",
-                            (rid,)).fetchone()
+            row = c.execute(
+                "SELECT state, charges FROM reservations WHERE id = ?", (rid,)
+            ).fetchone()
             if row is None:
                 if self._has_event(c, rid):
                     return ()
                 raise ReservationError(f"cannot release reservation {rid!r}: unknown id")
             held: dict[str, int] = json.loads(row[1])
             if row[0] == "active":
-                c.executemany("UPDATE counters SET reserved = reserved - ? WHERE key = ?",
-                              [(amt, k) for k, amt in held.items()])
+                c.executemany(
+                    "UPDATE counters SET reserved = reserved - ? WHERE key = ?",
+                    [(amt, k) for k, amt in held.items()],
+                )
                 c.execute("UPDATE reservations SET state = 'released' WHERE id = ?", (rid,))
             after = self._load(c, list(held))
             return tuple(after[k] for k in held if k in after)
 
     def record(
-        self, event_id: str, charges: Sequence[Charge], labels: Mapping[str, str],
-        usage: Usage, now: float,
+        self,
+        event_id: str,
+        charges: Sequence[Charge],
+        labels: Mapping[str, str],
+        usage: Usage,
+        now: float,
     ) -> CommitOutcome:
         with self._tx("record usage") as c:
             if self._has_event(c, event_id):
                 found = self._load(c, [ch.key for ch in charges])
                 return CommitOutcome(tuple(found.values()), duplicate=True)
             self._apply(c, charges, used=True)
-            c.execute(self._INSERT_EVENT, self._event_row(UsageEvent(
-                event_id, now, dict(labels), usage.prompt_tokens, usage.completion_tokens,
-                usage.cached_tokens, usage.reasoning_tokens, usage.cost_micros)))
+            c.execute(
+                self._INSERT_EVENT,
+                self._event_row(
+                    UsageEvent(
+                        event_id,
+                        now,
+                        dict(labels),
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        usage.cached_tokens,
+                        usage.reasoning_tokens,
+                        usage.cost_micros,
+                    )
+                ),
+            )
             after = self._load(c, [ch.key for ch in charges])
             return CommitOutcome(tuple(after[ch.key] for ch in charges))
 
@@ -381,15 +466,22 @@ class SQLiteStore(Store):
             else:
                 rows = c.execute(
                     f"SELECT {_COUNTER_COLS} FROM counters WHERE window_end IS NULL "
-                    "OR window_end > ? ORDER BY key", (active_at,))
+                    "OR window_end > ? ORDER BY key",
+                    (active_at,),
+                )
             return [_counter(r) for r in rows]
 
     def events(
-        self, *, since: float | None = None, until: float | None = None,
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> Iterable[UsageEvent]:
-        sql = ("SELECT id, at, labels, prompt, completion, cached, reasoning, cost_micros, "
-               "est_prompt, est_completion, settled FROM events WHERE 1=1")
+        sql = (
+            "SELECT id, at, labels, prompt, completion, cached, reasoning, cost_micros, "
+            "est_prompt, est_completion, settled FROM events WHERE 1=1"
+        )
         args: list[object] = []
         if since is not None:
             sql += " AND at >= ?"
@@ -404,14 +496,15 @@ class SQLiteStore(Store):
             lab = json.loads(r[2])
             if labels and any(lab.get(k) != v for k, v in labels.items()):
                 continue
-            yield UsageEvent(r[0], r[1], lab, r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                             bool(r[10]))
+            yield UsageEvent(r[0], r[1], lab, r[3], r[4], r[5], r[6], r[7], r[8], r[9], bool(r[10]))
 
     def estimate_samples(
         self, *, model: str | None = None, operation: str | None = None, limit: int = 1000
     ) -> list[EstimateSample]:
-        sql = ("SELECT model, operation, est_prompt, prompt, est_completion, completion, at "
-               "FROM events WHERE settled = 1 AND est_completion IS NOT NULL")
+        sql = (
+            "SELECT model, operation, est_prompt, prompt, est_completion, completion, at "
+            "FROM events WHERE settled = 1 AND est_completion IS NOT NULL"
+        )
         args: list[object] = []
         if model is not None:
             sql += " AND model = ?"
@@ -446,41 +539,71 @@ class SQLiteStore(Store):
         with self._tx("write an audit event") as c:
             c.execute(
                 "INSERT INTO audit (at, kind, budget, key, message, data) VALUES (?,?,?,?,?,?)",
-                (event.at, event.kind, event.budget, event.key, event.message,
-                 json.dumps(event.data, default=str)))
+                (
+                    event.at,
+                    event.kind,
+                    event.budget,
+                    event.key,
+                    event.message,
+                    json.dumps(event.data, default=str),
+                ),
+            )
 
     def audit_events(self, *, kind: str | None = None, limit: int = 100) -> list[AuditEvent]:
         c = self._conn()
         with self._errors("read audit events"):
             if kind is None:
-                rows = c.execute("SELECT at, kind, budget, key, message, data FROM audit "
-                                 "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+                rows = c.execute(
+                    "SELECT at, kind, budget, key, message, data FROM audit "
+                    "ORDER BY seq DESC LIMIT ?",
+                    (limit,),
+                ).fetchall()
             else:
-                rows = c.execute("SELECT at, kind, budget, key, message, data FROM audit "
-                                 "WHERE kind = ? ORDER BY seq DESC LIMIT ?",
-                                 (kind, limit)).fetchall()
+                rows = c.execute(
+                    "SELECT at, kind, budget, key, message, data FROM audit "
+                    "WHERE kind = ? ORDER BY seq DESC LIMIT ?",
+                    (kind, limit),
+                ).fetchall()
         return [AuditEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
-    _APPROVAL_COLS = ("id, key, budget, window_id, requested, state, created_at, labels, "
-                      "granted, resolved_at, resolved_by, note")
+    _APPROVAL_COLS = (
+        "id, key, budget, window_id, requested, state, created_at, labels, "
+        "granted, resolved_at, resolved_by, note"
+    )
 
     @staticmethod
     def _approval(r: Any) -> Approval:
-        return Approval(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9],
-                        r[10], r[11])
+        return Approval(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9], r[10], r[11]
+        )
 
     def request_approval(self, approval: Approval) -> Approval:
         a = approval
         with self._tx("request an approval") as c:
             row = c.execute(
                 f"SELECT {self._APPROVAL_COLS} FROM approvals WHERE key = ? AND state IN "
-                "('pending', 'denied') ORDER BY created_at DESC LIMIT 1", (a.key,)).fetchone()
+                "('pending', 'denied') ORDER BY created_at DESC LIMIT 1",
+                (a.key,),
+            ).fetchone()
             if row:
                 return self._approval(row)
             c.execute(
                 f"INSERT INTO approvals ({self._APPROVAL_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (a.id, a.key, a.budget, a.window_id, a.requested, a.state, a.created_at,
-                 json.dumps(a.labels), a.granted, a.resolved_at, a.resolved_by, a.note))
+                (
+                    a.id,
+                    a.key,
+                    a.budget,
+                    a.window_id,
+                    a.requested,
+                    a.state,
+                    a.created_at,
+                    json.dumps(a.labels),
+                    a.granted,
+                    a.resolved_at,
+                    a.resolved_by,
+                    a.note,
+                ),
+            )
             return a
 
     def approvals(self, *, state: str | None = None, key: str | None = None) -> list[Approval]:
@@ -498,28 +621,51 @@ class SQLiteStore(Store):
         return [self._approval(r) for r in rows]
 
     def resolve_approval(
-        self, approval_id: str, *, approve: bool, tokens: int | None, by: str, note: str,
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        tokens: int | None,
+        by: str,
+        note: str,
         now: float,
     ) -> Approval:
         with self._tx("resolve an approval") as c:
-            row = c.execute(f"SELECT {self._APPROVAL_COLS} FROM approvals WHERE id = ?",
-                            (approval_id,)).fetchone()
+            row = c.execute(
+                f"SELECT {self._APPROVAL_COLS} FROM approvals WHERE id = ?", (approval_id,)
+            ).fetchone()
             if row is None:
-                raise NotFound(f"no approval request {approval_id!r}; list them with "
-                               "`llmbudget approvals`")
+                raise NotFound(
+                    f"no approval request {approval_id!r}; list them with `llmbudget approvals`"
+                )
             a = self._approval(row)
             if a.state == "approved":
                 raise InvalidUsage(f"approval request {approval_id!r} was already approved")
             grant = (a.requested if tokens is None else tokens) if approve else 0
             state = "approved" if approve else "denied"
-            c.execute("UPDATE approvals SET state = ?, granted = ?, resolved_at = ?, "
-                      "resolved_by = ?, note = ? WHERE id = ?",
-                      (state, grant, now, by, note, approval_id))
+            c.execute(
+                "UPDATE approvals SET state = ?, granted = ?, resolved_at = ?, "
+                "resolved_by = ?, note = ? WHERE id = ?",
+                (state, grant, now, by, note, approval_id),
+            )
             if approve:
                 c.execute(
                     "INSERT INTO counters (key, budget, window_id, partition, granted) "
                     "VALUES (?, ?, ?, '[]', ?) "
                     "ON CONFLICT(key) DO UPDATE SET granted = granted + excluded.granted",
-                    (a.key, a.budget, a.window_id, grant))
-            return Approval(a.id, a.key, a.budget, a.window_id, a.requested, state,
-                            a.created_at, a.labels, grant, now, by, note)
+                    (a.key, a.budget, a.window_id, grant),
+                )
+            return Approval(
+                a.id,
+                a.key,
+                a.budget,
+                a.window_id,
+                a.requested,
+                state,
+                a.created_at,
+                a.labels,
+                grant,
+                now,
+                by,
+                note,
+            )
