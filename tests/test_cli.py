@@ -249,3 +249,28 @@ def test_main_module_help(tmp_path: Path) -> None:
     assert r.returncode == 0
     for cmd in ("init", "status", "record", "check", "approvals", "approve", "deny", "replay"):
         assert cmd in r.stdout
+
+
+def test_calibration_reads_estimates_and_actuals_from_the_ledger(
+    tmp_path: Path, policy: Path
+) -> None:
+    from llmbudget import Governor
+
+    gov = Governor(policy, f"sqlite:///{tmp_path}/ledger.db")
+    for i in range(30):
+        r = gov.reserve(
+            model="gpt-4o",
+            operation="chat",
+            run=f"r{i}",
+            prompt_tokens=50,
+            max_completion_tokens=100,
+        )
+        r.commit(prompt_tokens=50, completion_tokens=40 + i)
+    gov.close()
+    r = cli(tmp_path, "calibration", "--json", policy=policy)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [(x["model"], x["operation"], x["samples"]) for x in rows] == [
+        ("gpt-4o-mini", "chat", 30)
+    ]
+    assert rows[0]["under_share"] == 0.0

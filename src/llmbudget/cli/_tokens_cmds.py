@@ -209,13 +209,17 @@ _SAMPLE_FIELDS = (
 
 
 def load_calibration_samples(samples_path: Path | None) -> list[Any]:
-    """Where ``llmbudget calibration`` gets its samples: today a JSONL file of
-    :class:`~llmbudget.core.samples.EstimateSample` fields. The ledger will replace this one
-    function (``store.estimate_samples(...)``)."""
+    """Where ``llmbudget calibration`` gets its samples: the ledger's settled calls (estimate
+    and actual, newest 100,000), or with ``--samples FILE`` a JSONL file of
+    :class:`~llmbudget.core.samples.EstimateSample` fields."""
     from ..core.samples import EstimateSample
 
     if samples_path is None:
-        raise InvalidUsage("give --samples FILE (a JSONL file of estimate samples)")
+        from ..store import open_store
+        from ._app import settings
+
+        with open_store(settings.ledger) as store:
+            return list(store.estimate_samples(limit=100_000))
     try:
         lines = samples_path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -255,7 +259,8 @@ SAMPLE_LOADER: SampleLoader = load_calibration_samples
 
 def calibration_cmd(
     samples: Annotated[
-        Path | None, typer.Option("--samples", help="JSONL file of estimate samples.")
+        Path | None,
+        typer.Option("--samples", help="JSONL file of estimate samples (default: the ledger)."),
     ] = None,
     target: Annotated[
         float, typer.Option("--target", help="Acceptable share of under-estimates.")
