@@ -259,7 +259,7 @@ def test_calibration_reads_estimates_and_actuals_from_the_ledger(
     gov = Governor(policy, f"sqlite:///{tmp_path}/ledger.db")
     for i in range(30):
         r = gov.reserve(
-            model="gpt-4o",
+            model="gpt-4o-mini",
             operation="chat",
             run=f"r{i}",
             prompt_tokens=50,
