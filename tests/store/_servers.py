@@ -93,6 +93,7 @@ def drop(kind: str, url: str) -> None:
         r.close()
     elif kind == "postgres":
         import psycopg
+
         from llmbudget.store.postgres import _options
 
         driver_url, schema = _options(url)[:2]

@@ -15,6 +15,7 @@ removed before the URL reaches libpq (any other query option is passed on to lib
 ``schema``      the PostgreSQL schema holding the ledger's tables (default ``llmbudget``)
 ``clock``       ``server`` (default: lease expiry on the database's ``now()``) or ``caller``
 ``pool_max``    connections per process (default 10)
+``pool_timeout`` seconds a step waits for a connection before StoreUnavailable (default 5)
 ==============  =========================================================================
 
 The schema is versioned in ``schema_version`` and upgraded by forward migrations under an
@@ -102,7 +103,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
 _COLS = "key, budget, window_id, window_end, partition, used, reserved, granted, level"
-_OPTIONS = ("schema", "clock", "pool_max")
+_OPTIONS = ("schema", "clock", "pool_max", "pool_timeout")
 _EVENT_COLS = (
     "id, at, labels, prompt, completion, cached, reasoning, cost_micros, est_prompt, "
     "est_completion, settled"
@@ -195,6 +196,10 @@ class PostgresStore(Store):
     def __init__(self, url: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> None:
         self.url = redacted(url)
         self._driver_url, self.schema, self.clock, self.pool_max = _options(url)
+        try:
+            self.pool_timeout = float(dict(parse_qsl(urlsplit(url).query)).get("pool_timeout", 5))
+        except ValueError as e:
+            raise ConfigError(f"ledger URL {self.url!r}: pool_timeout must be a number") from e
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pid = 0
@@ -222,7 +227,7 @@ class PostgresStore(Store):
                     self._driver_url,
                     min_size=1,
                     max_size=self.pool_max,
-                    timeout=10,
+                    timeout=self.pool_timeout,
                     kwargs={"options": f"-c search_path={self.schema}", "connect_timeout": 5},
                     open=True,
                     name=f"llmbudget-{self.schema}",
@@ -256,7 +261,8 @@ class PostgresStore(Store):
             ) from None
         except psycopg_pool.PoolTimeout:
             raise StoreUnavailable(
-                f"no connection to PostgreSQL at {self.url} within 10s to {doing}; check "
+                f"no connection to PostgreSQL at {self.url} within {self.pool_timeout:g}s to "
+                f"{doing}; check "
                 "that the server runs, or raise ?pool_max= if all connections are busy"
             ) from None
         except psycopg.errors.InsufficientPrivilege as e:
