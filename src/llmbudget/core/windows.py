@@ -7,8 +7,14 @@ to UTC instants. DST is handled by construction:
 
 * a day that is 23 or 25 hours long is simply that long (end = next local midnight);
 * the repeated hour of a fall-back is two distinct ``hour`` windows (ids are UTC instants);
-* a local midnight that does not exist (zones that jump at 00:00) starts the day at the first
-  instant that does exist.
+* a local midnight that does not exist (zones that jump at 00:00, or whose gap straddles it)
+  starts the day at the first instant that does exist;
+* a fall-back that crosses midnight (clocks going from 00:01 back to 23:01) leaves the day
+  started at the first midnight: the repeated minutes of the previous date count in the new
+  day's window, so windows still tile the time line;
+* ``hour`` windows are one hour long and start on the local hour; they tile wherever offsets
+  change by whole hours. Where a shift is not a whole hour (Australia/Lord_Howe's 30-minute
+  DST), the windows on either side of the shift overlap by that fraction.
 """
 
 from __future__ import annotations
@@ -49,9 +55,41 @@ class WindowSpan:
 def _local_midnight(d: date, tz: tzinfo) -> datetime:
     """The first existing instant of local date ``d``, as UTC."""
     naive = datetime(d.year, d.month, d.day)
-    # fold=0 interprets a non-existent wall time with the offset in force *before* the gap,
-    # which is exactly the instant the gap starts: the first real instant of the day.
-    return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    # fold=0: an ambiguous midnight (a fall-back repeats it) means its first occurrence.
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) == naive:
+        return first
+    # Midnight does not exist (it falls in a gap). The day starts at the gap's transition:
+    # the first instant whose wall clock reads past midnight. fold=1 reads the wall time
+    # with the offset *after* the gap, an instant before it; fold=0 one at or after it.
+    # (A jump at exactly 00:00 gives `first` itself; a gap that straddles midnight, such as
+    # America/Toronto's 23:30 -> 00:30 in 1919, does not.) Bisect to the whole second.
+    lo = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    hi = first
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) // 2
+        if mid.astimezone(tz).replace(tzinfo=None) >= naive:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _period(window: Window, day: date) -> tuple[date, date, str]:
+    """The calendar period of kind ``window`` holding local date ``day``: its first date,
+    the first date of the next period, and its id."""
+    if window is Window.DAY:
+        return day, day + timedelta(days=1), "day:" + day.isoformat()
+    if window is Window.WEEK:
+        first = day - timedelta(days=day.weekday())
+        iso = first.isocalendar()
+        return first, first + timedelta(days=7), f"week:{iso.year}-W{iso.week:02d}"
+    if window is Window.MONTH:
+        first = day.replace(day=1)
+        nxt = (first.replace(year=first.year + 1, month=1) if first.month == 12
+               else first.replace(month=first.month + 1))
+        return first, nxt, f"month:{first.year}-{first.month:02d}"
+    raise ValueError(f"unknown window {window!r}")  # pragma: no cover - exhaustive
 
 
 def span_for(window: Window, now: datetime, tz: tzinfo) -> WindowSpan:
@@ -68,30 +106,15 @@ def span_for(window: Window, now: datetime, tz: tzinfo) -> WindowSpan:
         start = (now.astimezone(UTC) - timedelta(seconds=minutes_into_hour)).replace(microsecond=0)
         end = start + timedelta(hours=1)
         return WindowSpan(window, "hour:" + start.strftime("%Y-%m-%dT%H:%MZ"), start, end)
-    day = local.date()
-    if window is Window.DAY:
-        first, nxt = day, day + timedelta(days=1)
-        wid = "day:" + first.isoformat()
-    elif window is Window.WEEK:
-        first = day - timedelta(days=day.weekday())
-        nxt = first + timedelta(days=7)
-        iso = first.isocalendar()
-        wid = f"week:{iso.year}-W{iso.week:02d}"
-    elif window is Window.MONTH:
-        first = day.replace(day=1)
-        nxt = (
-            first.replace(year=first.year + 1, month=1)
-            if first.month == 12
-            else first.replace(month=first.month + 1)
-        )
-        wid = f"month:{first.year}-{first.month:02d}"
-    else:  # pragma: no cover - exhaustive over the enum
-        raise ValueError(f"unknown window {window!r}")
+    first, nxt, wid = _period(window, local.date())
     start = _local_midnight(first, tz)
     end = _local_midnight(nxt, tz)
-    # A zone whose midnight is skipped may put `now` (e.g. 00:30 that does not exist) before the
-    # computed start; that cannot happen for real instants because astimezone() never yields a
-    # skipped wall time, but guard the invariant anyway.
-    if not (start <= now < end):  # pragma: no cover - defensive
+    # A fall-back that crosses midnight repeats wall times of the *previous* date after the
+    # new one began (America/St_Johns until 2010 went from 00:01 back to 23:01): those
+    # instants belong to the window that began at the first midnight, so move forward.
+    while now >= end:
+        first, nxt, wid = _period(window, nxt)
+        start, end = end, _local_midnight(nxt, tz)
+    if now < start:  # pragma: no cover - defensive: start is the first instant of `first`
         raise AssertionError(f"window {wid} [{start}, {end}) does not contain {now}")
     return WindowSpan(window, wid, start, end)
