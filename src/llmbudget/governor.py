@@ -144,6 +144,7 @@ class Governor:
         self._sinks: list[EventSink] = [on_event] if callable(on_event) else list(on_event)
         self._log_events = log_events
         self._prices: dict[str, Any] = {}
+        self._estimates: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
     def _labels(self, labels: Mapping[str, object]) -> dict[str, str]:
@@ -455,6 +456,57 @@ class Governor:
                 )
             )
         return out
+
+    # -- counting and estimating --------------------------------------------------------------
+    def count_prompt(
+        self,
+        model: str,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        text: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Prompt tokens of a chat (``messages``, with ``tools``) or a plain ``text``, counted
+        with ``model``'s own tokenizer as the provider bills them (see ``docs/tokens.md``;
+        an unknown model gets the conservative bound and a warning once)."""
+        from .tokens import counter_for
+
+        counter = counter_for(model)
+        if messages is not None:
+            return counter.count_chat(list(messages), list(tools) if tools else None).tokens
+        if text is None:
+            raise InvalidUsage("count_prompt needs messages= or text=")
+        return counter.count_text(text)
+
+    def completion_estimate(
+        self, model: str, operation: str = "", max_tokens: int | None = None
+    ) -> int:
+        """What to reserve for a completion: ``max_tokens`` when given; else a high percentile
+        learned from this ledger's history for (model, operation), refreshed every 5
+        minutes; else the policy's ``default_completion_tokens``."""
+        if max_tokens is not None:
+            return check_tokens("max_tokens", max_tokens)
+        now = self.clock.now().timestamp()
+        cached = self._estimates.get((model, operation))
+        if cached is not None and now - cached[0] < 300:
+            return cached[1]
+        from .tokens import estimate_completion
+
+        samples = self.store.estimate_samples(model=model, operation=operation, limit=1000)
+        est = estimate_completion(
+            model, operation, samples=samples, default=self.policy.default_completion_tokens
+        ).tokens
+        self._estimates[(model, operation)] = (now, est)
+        return est
+
+    def wrap(self, client: Any, **labels: str) -> Any:
+        """Govern an official provider SDK client (OpenAI, Anthropic, Groq; sync or async):
+        every call is reserved with the exact prompt count and ``max_tokens`` (or the learned
+        estimate), streams are cut off when the budget runs out, and the provider's usage is
+        committed. See ``docs/integrations.md``."""
+        from .integrations import wrap
+
+        return wrap(self, client, **labels)
 
     # -- approvals ----------------------------------------------------------------------------
     def approvals(self, state: str | None = "pending") -> list[Approval]:

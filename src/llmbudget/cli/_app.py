@@ -125,15 +125,17 @@ def exit_code_for(e: BaseException) -> int:
 
 
 def _register() -> None:
-    from . import _commands, _status
+    """Add every command module's commands (each module has ``register(app)``)."""
+    from importlib import import_module
 
-    _commands.register(app)
-    _status.register(app)
-    try:
-        from . import _tokens_cmds
-    except ImportError:  # pragma: no cover - the tokens commands are optional at build time
-        return
-    _tokens_cmds.register(app)
+    for name in ("_commands", "_status", "_tokens_cmds", "_run_cmd", "_plan_cmds"):
+        try:
+            module = import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:  # a command module not built yet
+            if e.name != f"{__package__}.{name}":
+                raise
+            continue
+        module.register(app)
 
 
 def run(argv: list[str] | None = None) -> None:
