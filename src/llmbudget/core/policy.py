@@ -173,8 +173,9 @@ def _with_implicit_block(levels: tuple[Level, ...], limit: int) -> tuple[Level, 
     if any(lv.action.refuses for lv in levels):
         return levels
     implicit = Level(at=100, action=Action.BLOCK, percent=True, name="limit")
-    below = tuple(lv for lv in levels if lv.threshold(limit) < limit)
-    above = tuple(lv for lv in levels if lv.threshold(limit) >= limit)
+    # a level exactly at the limit goes before the block, so passing the limit reports block
+    below = tuple(lv for lv in levels if lv.threshold(limit) <= limit)
+    above = tuple(lv for lv in levels if lv.threshold(limit) > limit)
     return (*below, implicit, *above)
 
 
