@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import logging
 import math
 import os
@@ -34,7 +35,7 @@ from ._errors import (
     UnknownModel,
 )
 from ._reservation import Reservation
-from .core.decide import Amounts, BudgetCheck, Decision, Target, charges, evaluate, targets
+from .core.decide import Amounts, BudgetCheck, Decision, Planner, Target, charges, evaluate
 from .core.ledger import Approval, AuditEvent, ReservationMeta, Usage, fits
 from .core.policy import LABEL_NAME, Action, Policy, Unit
 from .core.windows import Window
@@ -66,12 +67,17 @@ def check_tokens(name: str, value: object) -> int:
     return value
 
 
+_GOOD_KEYS: set[str] = set()
+
+
 def check_labels(labels: Mapping[str, object]) -> dict[str, str]:
     """Labels as ``str -> str``, or :class:`InvalidUsage` naming the bad one."""
     out = {}
     for k, v in labels.items():
-        if not LABEL_NAME.match(k):
-            raise InvalidUsage(f"label name {k!r}: use lowercase letters, digits and '_'")
+        if k not in _GOOD_KEYS:
+            if not LABEL_NAME.match(k):
+                raise InvalidUsage(f"label name {k!r}: use lowercase letters, digits and '_'")
+            _GOOD_KEYS.add(k)
         if not isinstance(v, str) or not v or len(v) > 256:
             raise InvalidUsage(f"label {k}={v!r}: values are non-empty strings (max 256 chars)")
         out[k] = v
@@ -145,6 +151,9 @@ class Governor:
         self._log_events = log_events
         self._prices: dict[str, Any] = {}
         self._estimates: dict[tuple[str, str], tuple[float, int]] = {}
+        self._planner = Planner(self.policy, self.tz)
+        self._ids = itertools.count()
+        self._id_prefix = uuid.uuid4().hex[:16]
 
     # -- helpers ------------------------------------------------------------------------------
     def _labels(self, labels: Mapping[str, object]) -> dict[str, str]:
@@ -328,9 +337,9 @@ class Governor:
         )
         lab = self._labels(labels)
         now = self.clock.now()
-        tgts = targets(self.policy, lab, now, self.tz)
+        tgts = self._planner.targets(lab, now)
         chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
-        rid = uuid.uuid4().hex
+        rid = f"{self._id_prefix}{next(self._ids):x}"
         lease = self.policy.lease_seconds if lease_seconds is None else lease_seconds
         out = self.store.reserve(
             rid,
@@ -376,12 +385,16 @@ class Governor:
         reasoning = check_tokens("reasoning_tokens", reasoning_tokens)
         lab = self._labels(labels)
         now = self.clock.now()
-        tgts = targets(self.policy, lab, now, self.tz)
+        tgts = self._planner.targets(lab, now)
         amounts = self._amounts(tgts, lab, prompt, completion, cached, settle=True)
         chs = charges(self.policy, tgts, amounts, enforce=False)
         usage = Usage(prompt, completion, cached, reasoning, amounts.cost_micros)
         out = self.store.record(
-            idempotency_key or uuid.uuid4().hex, chs, lab, usage, now.timestamp()
+            idempotency_key or f"{self._id_prefix}{next(self._ids):x}",
+            chs,
+            lab,
+            usage,
+            now.timestamp(),
         )
         return self._settled(tgts, out.counters, lab, now.timestamp())
 
@@ -409,7 +422,7 @@ class Governor:
         )
         lab = self._labels(labels)
         now = self.clock.now()
-        tgts = targets(self.policy, lab, now, self.tz)
+        tgts = self._planner.targets(lab, now)
         chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
         found = {c.key: c for c in self.store.counters([c.key for c in chs])}
         refused = next((c.key for c in chs if not fits(found.get(c.key), c.amount, c.cap)), None)
@@ -429,13 +442,12 @@ class Governor:
         for c in self.store.counters(active_at=now.timestamp()):
             if budget is not None and c.budget != budget:
                 continue
-            try:
-                b = self.policy.budget(c.budget)
-            except KeyError:
+            rule = self._planner.rule(c.budget)
+            if rule is None:
                 continue  # a budget no longer in the policy
-            from .core.decide import level_of
-
-            _, lv = level_of(b, c.used + c.reserved, c.granted)
+            b = rule.budget
+            idx = rule.level(c.used + c.reserved, c.granted)
+            lv = b.levels[idx - 1] if idx else None
             resets = (
                 datetime.fromtimestamp(c.window_end, self.tz) if c.window_end is not None else None
             )

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from .ledger import Charge, CounterState
 from .policy import Action, Budget, Level, Mode, Policy, Unit
-from .windows import WindowSpan, span_for
+from .windows import Window, WindowSpan, span_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,39 @@ def cost_micros(
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """A budget compiled for the hot path: absolute level thresholds, which of them refuse,
+    the cap a store enforces (``None`` in mode ``warn``)."""
+
+    budget: Budget
+    thresholds: tuple[int, ...]
+    refusing: tuple[bool, ...]
+    cap: int | None
+    enforced: bool
+
+    @classmethod
+    def of(cls, policy: Policy, budget: Budget) -> Rule:
+        """Compile ``budget`` under ``policy``'s mode."""
+        enforced = policy.mode_of(budget) is Mode.BLOCK
+        return cls(
+            budget,
+            tuple(lv.threshold(budget.limit) for lv in budget.levels),
+            tuple(lv.action.refuses for lv in budget.levels),
+            budget.cap if enforced else None,
+            enforced,
+        )
+
+    def level(self, projected: int, granted: int) -> int:
+        """The 1-based index of the highest level ``projected`` passed (0: none); refusing
+        levels are raised by ``granted``."""
+        idx = 0
+        for i, (t, refuses) in enumerate(zip(self.thresholds, self.refusing, strict=True), 1):
+            if projected > t + (granted if refuses else 0):
+                idx = i
+        return idx
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One counter a call lands on: the budget, its partition and its current window."""
 
@@ -64,12 +97,17 @@ class Target:
     key: str
     partition: tuple[tuple[str, str], ...]
     span: WindowSpan
+    rule: Rule | None = None
 
 
 def counter_key(budget: Budget, partition: tuple[tuple[str, str], ...], span: WindowSpan) -> str:
     """A stable, printable key: ``name|label=value,...|window-id`` (values %-escaped)."""
+    return _key_prefix(budget, partition) + span.id
+
+
+def _key_prefix(budget: Budget, partition: tuple[tuple[str, str], ...]) -> str:
     part = ",".join(f"{k}={quote(v, safe='')}" for k, v in partition)
-    return f"{budget.name}|{part}|{span.id}"
+    return f"{budget.name}|{part}|"
 
 
 def targets(policy: Policy, labels: Mapping[str, str], now: datetime, tz: tzinfo) -> list[Target]:
@@ -78,8 +116,59 @@ def targets(policy: Policy, labels: Mapping[str, str], now: datetime, tz: tzinfo
     for b in policy.matching(labels):
         part = tuple(zip(b.per, b.partition(labels), strict=True))
         span = span_for(b.window, now, tz)
-        out.append(Target(b, counter_key(b, part, span), part, span))
+        out.append(Target(b, counter_key(b, part, span), part, span, Rule.of(policy, b)))
     return out
+
+
+class Planner:
+    """:func:`targets` with memory: compiles the policy once, remembers which budgets and
+    partitions a label set lands on, and reuses each window until it ends. Pure (no I/O);
+    thread-safe for concurrent readers (a race only recomputes the same values)."""
+
+    def __init__(self, policy: Policy, tz: tzinfo, *, max_label_sets: int = 4096) -> None:
+        self.policy = policy
+        self.tz = tz
+        self._rules = [Rule.of(policy, b) for b in policy.budgets]
+        self._by_name = {r.budget.name: r for r in self._rules}
+        self._by_labels: dict[
+            tuple[tuple[str, str], ...], list[tuple[Rule, tuple[tuple[str, str], ...], str]]
+        ] = {}
+        self._spans: dict[Window, WindowSpan] = {}
+        self._max = max_label_sets
+
+    def rule(self, name: str) -> Rule | None:
+        """The compiled budget called ``name``."""
+        return self._by_name.get(name)
+
+    def span(self, window: Window, now: datetime) -> WindowSpan:
+        """The window of kind ``window`` containing ``now`` (cached until it ends)."""
+        sp = self._spans.get(window)
+        if sp is not None and (
+            sp.start is None or (sp.start <= now and sp.end is not None and now < sp.end)
+        ):
+            return sp
+        sp = span_for(window, now, self.tz)
+        self._spans[window] = sp
+        return sp
+
+    def targets(self, labels: Mapping[str, str], now: datetime) -> list[Target]:
+        """Every counter a call with ``labels`` at ``now`` lands on (as :func:`targets`)."""
+        key = tuple(sorted(labels.items()))
+        plan = self._by_labels.get(key)
+        if plan is None:
+            plan = []
+            for r in self._rules:
+                if r.budget.applies_to(labels):
+                    part = tuple(zip(r.budget.per, r.budget.partition(labels), strict=True))
+                    plan.append((r, part, _key_prefix(r.budget, part)))
+            if len(self._by_labels) >= self._max:
+                self._by_labels.clear()
+            self._by_labels[key] = plan
+        out = []
+        for r, part, prefix in plan:
+            sp = self.span(r.budget.window, now)
+            out.append(Target(r.budget, prefix + sp.id, part, sp, r))
+        return out
 
 
 def charges(
@@ -88,7 +177,8 @@ def charges(
     """The charges for ``amounts`` on each target; caps only where refusals are enforced."""
     out = []
     for t in tgts:
-        cap = t.budget.cap if enforce and policy.mode_of(t.budget) is Mode.BLOCK else None
+        rule = t.rule or Rule.of(policy, t.budget)
+        cap = rule.cap if enforce else None
         end = t.span.end.timestamp() if t.span.end else None
         out.append(
             Charge(t.key, t.budget.name, amounts.of(t.budget), cap, t.span.id, end, t.partition)
@@ -194,13 +284,15 @@ def evaluate(
     """
     checks = []
     for t, amount, st in zip(tgts, requested, states, strict=True):
+        rule = t.rule or Rule.of(policy, t.budget)
         used = st.used if st else 0
         reserved = st.reserved if st else 0
         granted = st.granted if st else 0
         projected = used + reserved + (0 if applied else amount)
-        idx, lv = level_of(t.budget, projected, granted)
+        idx = rule.level(projected, granted)
+        lv = t.budget.levels[idx - 1] if idx else None
         action = lv.action if lv else Action.CONTINUE
-        enforced = policy.mode_of(t.budget) is Mode.BLOCK
+        enforced = rule.enforced
         refused = t.key == refused_key
         announce = idx > (st.level if st else 0) and not (action.refuses and enforced)
         checks.append(

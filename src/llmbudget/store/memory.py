@@ -48,6 +48,8 @@ class MemoryStore(Store):
         self._event_ids: dict[str, int] = {}
         self._audit: list[AuditEvent] = []
         self._approvals: dict[str, Approval] = {}
+        self._active: dict[str, _Reservation] = {}  # reservations that hold tokens now
+        self._next_expiry = float("inf")  # no active lease ends before this
 
     # -- helpers (lock held) ------------------------------------------------------------------
     def _counter(self, ch: Charge) -> CounterState:
@@ -59,7 +61,17 @@ class MemoryStore(Store):
 
     def _add(self, key: str, used: int = 0, reserved: int = 0) -> CounterState:
         st = self._counters[key]
-        st = replace(st, used=st.used + used, reserved=st.reserved + reserved)
+        st = CounterState(
+            st.key,
+            st.budget,
+            st.window_id,
+            st.window_end,
+            st.partition,
+            st.used + used,
+            st.reserved + reserved,
+            st.granted,
+            st.level,
+        )
         self._counters[key] = st
         return st
 
@@ -79,25 +91,32 @@ class MemoryStore(Store):
         return ReserveOutcome(True, tuple(after))
 
     def _sweep(self, now: float) -> int:
+        if now <= self._next_expiry:  # nothing can have expired yet
+            return 0
         n = 0
-        for rid, r in self._res.items():
-            if r.state == "active" and r.lease_until < now:
-                for key, amount in r.charges.items():
-                    self._add(key, used=amount, reserved=-amount)
-                r.state = "expired"
-                r.event_index = self._append_event(
-                    UsageEvent(
-                        rid,
-                        now,
-                        dict(r.meta.labels),
-                        r.meta.prompt_tokens,
-                        r.meta.completion_tokens,
-                        estimated_prompt=r.meta.prompt_tokens,
-                        estimated_completion=r.meta.completion_tokens,
-                        settled=False,
-                    )
+        nxt = float("inf")
+        for rid, r in list(self._active.items()):
+            if r.lease_until >= now:
+                nxt = min(nxt, r.lease_until)
+                continue
+            for key, amount in r.charges.items():
+                self._add(key, used=amount, reserved=-amount)
+            r.state = "expired"
+            del self._active[rid]
+            r.event_index = self._append_event(
+                UsageEvent(
+                    rid,
+                    now,
+                    dict(r.meta.labels),
+                    r.meta.prompt_tokens,
+                    r.meta.completion_tokens,
+                    estimated_prompt=r.meta.prompt_tokens,
+                    estimated_completion=r.meta.completion_tokens,
+                    settled=False,
                 )
-                n += 1
+            )
+            n += 1
+        self._next_expiry = nxt
         return n
 
     def _append_event(self, ev: UsageEvent) -> int:
@@ -120,9 +139,9 @@ class MemoryStore(Store):
             self._sweep(now)
             out = self._try(charges)
             if out.ok:
-                self._res[rid] = _Reservation(
-                    {c.key: c.amount for c in charges}, meta, lease_until, now
-                )
+                r = _Reservation({c.key: c.amount for c in charges}, meta, lease_until, now)
+                self._res[rid] = self._active[rid] = r
+                self._next_expiry = min(self._next_expiry, lease_until)
             return out
 
     def extend(
@@ -138,6 +157,7 @@ class MemoryStore(Store):
                 for c in charges:
                     r.charges[c.key] = r.charges.get(c.key, 0) + c.amount
                 r.lease_until = lease_until
+                self._next_expiry = min(self._next_expiry, lease_until)
             return out
 
     def commit(
@@ -175,6 +195,7 @@ class MemoryStore(Store):
             else:
                 r.event_index = self._append_event(ev)
             r.state = "committed"
+            self._active.pop(rid, None)
             return CommitOutcome(tuple(self._counters[k] for k in r.charges))
 
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
@@ -186,6 +207,7 @@ class MemoryStore(Store):
                 for key, amount in r.charges.items():
                     self._add(key, reserved=-amount)
                 r.state = "released"
+                self._active.pop(rid, None)
             return tuple(self._counters[k] for k in r.charges)
 
     def record(

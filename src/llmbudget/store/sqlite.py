@@ -465,8 +465,9 @@ class SQLiteStore(Store):
                 rows = c.execute(f"SELECT {_COUNTER_COLS} FROM counters ORDER BY key")
             else:
                 rows = c.execute(
+                    # `+key` keeps SQLite on the window_end index instead of scanning by key
                     f"SELECT {_COUNTER_COLS} FROM counters WHERE window_end IS NULL "
-                    "OR window_end > ? ORDER BY key",
+                    "OR window_end > ? ORDER BY +key",
                     (active_at,),
                 )
             return [_counter(r) for r in rows]
