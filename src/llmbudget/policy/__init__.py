@@ -8,6 +8,7 @@ init`` writes is :data:`STARTER_POLICY`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,10 @@ def policy_from_mapping(
             )
 
         def what(err: Any) -> str:
-            got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-            return f"{err['msg']}{got}"
+            text = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "missing" or " got " in text:
+                return text
+            return f"{text} (got {err.get('input')!r})"
 
         first = loc(errs[0])
         msg = what(errs[0])
@@ -107,16 +110,35 @@ def policy_from_mapping(
         try:
             budgets.append(to_budget(b))
         except ValueError as e:
+            # point at the key the core's rule names (limit, per, levels[N].at, name)
+            sub = _rule_key(str(e))
             raise PolicyError(
-                str(e),
+                f"{e} (budget {b.name!r})",
                 source=source,
-                path=f"budgets[{i}] ({b.name})",
-                line=_line_of(lines, ("budgets", i)),
+                path=_fmt(("budgets", i, *sub)),
+                line=_line_of(lines, ("budgets", i, *sub)),
             ) from None
     try:
         return to_policy(model, source, tuple(budgets))
     except ValueError as e:
-        raise PolicyError(str(e), source=source, line=_line_of(lines, ("budgets",))) from None
+        m = re.match(r"budgets\[(\d+)\]\.name: (.*)", str(e))
+        at: Path_ = ("budgets", int(m.group(1)), "name") if m else ("budgets",)
+        raise PolicyError(
+            m.group(2) if m else str(e),
+            source=source,
+            path=_fmt(at) if m else "",
+            line=_line_of(lines, at),
+        ) from None
+
+
+def _rule_key(message: str) -> Path_:
+    """The key path, inside one budget, that a core rule's message starts with."""
+    m = re.match(r"(limit|per|budget name|levels\[(\d+)\]\.at)\b", message)
+    if not m:
+        return ()
+    if m.group(2) is not None:
+        return ("levels", int(m.group(2)), "at")
+    return ("name",) if m.group(1) == "budget name" else (m.group(1),)
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
