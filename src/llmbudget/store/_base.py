@@ -68,13 +68,15 @@ class Store(abc.ABC):
     ) -> CommitOutcome:
         """Replace the reservation with actual usage: for each counter key, ``reserved -=``
         what was reserved and ``used +=`` ``actual[key]``; write one usage event. A second
-        commit of the same ``rid`` changes nothing (``duplicate=True``). A commit after the
-        lease expired corrects the estimate it was charged at."""
+        commit of the same ``rid`` changes nothing (``duplicate=True``; its ``counters`` may
+        then be empty). A commit after the lease expired corrects the estimate it was charged
+        at."""
 
     @abc.abstractmethod
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
-        """Free an active reservation (the call failed or was not made). Releasing a
-        released or committed reservation changes nothing."""
+        """Free an active reservation (the call failed or was not made) and return the
+        counters it changed. Releasing a released or committed reservation changes nothing
+        (the result may then be empty)."""
 
     @abc.abstractmethod
     def record(
@@ -120,7 +122,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def reservation_state(self, rid: str) -> str | None:
-        """``active``/``committed``/``released``/``expired``, or ``None`` if unknown."""
+        """``active``/``committed``/``released``/``expired``, or ``None`` if unknown. An id
+        that only names a recorded event (``record``) is ``committed``."""
 
     # -- levels, audit, approvals ---------------------------------------------------------------
     @abc.abstractmethod

@@ -307,7 +307,9 @@ class MemoryStore(Store):
     def reservation_state(self, rid: str) -> str | None:
         with self._lock:
             r = self._res.get(rid)
-            return r.state if r else None
+            if r is None:
+                return "committed" if rid in self._event_ids else None
+            return r.state
 
     # -- levels, audit, approvals ---------------------------------------------------------------
     def raise_level(self, key: str, level: int) -> int:

@@ -235,8 +235,26 @@ class SQLiteStore(Store):
                 )
                 return ReserveOutcome(False, as_found, ch.key)
         self._apply(c, charges, used=False)
-        after = self._load(c, [ch.key for ch in charges])
-        return ReserveOutcome(True, tuple(after[ch.key] for ch in charges))
+        # the new states follow from what was read, inside the same transaction
+        after = []
+        for ch in charges:
+            st = found.get(ch.key)
+            if st is None:
+                st = CounterState(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
+            after.append(
+                CounterState(
+                    st.key,
+                    st.budget,
+                    st.window_id,
+                    st.window_end,
+                    st.partition,
+                    st.used,
+                    st.reserved + ch.amount,
+                    st.granted,
+                    st.level,
+                )
+            )
+        return ReserveOutcome(True, tuple(after))
 
     @staticmethod
     def _event_row(ev: UsageEvent) -> tuple[object, ...]:
