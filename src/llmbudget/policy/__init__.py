@@ -176,7 +176,11 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     except IsADirectoryError:
         raise ConfigError(f"policy path {p} is a folder, expected a YAML file") from None
     except UnicodeDecodeError as e:
-        raise PolicyError(f"not UTF-8 text (byte {e.start})", source=str(p)) from None
+        raise PolicyError(
+            f"not UTF-8 text (byte {e.start}); save the file as UTF-8",
+            source=str(p),
+            line=e.object[: e.start].count(b"\n") + 1,
+        ) from None
     except OSError as e:
         raise ConfigError(f"cannot read policy file {p}: {e.strerror}") from None
     return parse_policy(text, str(p))
