@@ -128,7 +128,9 @@ class Reservation:
         self._open = False
         if not out.duplicate:
             self.usage = usage
-        counters = out.counters or tuple(gov.store.counters([t.key for t in self._targets]))
+        counters = out.counters
+        if not counters and out.duplicate:  # a repeated commit: read where things stand
+            counters = tuple(gov.store.counters([t.key for t in self._targets]))
         return gov._settled(self._targets, counters, self.labels, now)
 
     def release(self) -> None:

@@ -123,7 +123,10 @@ class Governor:
     ``per: [run]`` budgets count this process's run. ``clock``: anything with ``now()``.
     ``on_event``: called with every governance event (levels reached, approvals);
     ``log_events``: also log them to the ``llmbudget`` logger (warn as WARNING, alert/flag as
-    ERROR).
+    ERROR). ``on_store_failure``: ``fail_closed`` (default: an unreachable ledger refuses
+    with :class:`~llmbudget.StoreUnavailable` naming it) or ``fail_open`` (allow, journal
+    usage to ``journal`` — default a file in the user data folder — and replay it into the
+    store when it is back; nothing lost, nothing counted twice). See ``docs/stores.md``.
     """
 
     def __init__(
@@ -135,6 +138,8 @@ class Governor:
         clock: Clock | None = None,
         on_event: EventSink | Sequence[EventSink] = (),
         log_events: bool = True,
+        on_store_failure: str = "fail_closed",
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         self.policy = _as_policy(policy)
         try:
@@ -144,7 +149,21 @@ class Governor:
                 f"{self.policy.source}: timezone {self.policy.timezone!r} is not an IANA zone "
                 "name (e.g. UTC, Europe/Paris)"
             ) from e
-        self.store = store if isinstance(store, Store) else open_store(store)
+        if on_store_failure not in ("fail_closed", "fail_open"):
+            raise ConfigError(
+                f"on_store_failure={on_store_failure!r}: expected 'fail_closed' (refuse when "
+                "the ledger is unreachable) or 'fail_open' (allow, journal, replay later)"
+            )
+        if on_store_failure == "fail_open" or journal is not None:
+            from .store._failover import FailoverStore
+
+            self.store: Store = FailoverStore(
+                store if isinstance(store, Store) else os.fspath(store or _default_url()),
+                mode="fail_open" if on_store_failure == "fail_open" else "fail_closed",
+                journal=journal,
+            )
+        else:
+            self.store = store if isinstance(store, Store) else open_store(store)
         self.clock: Clock = clock or SystemClock()
         self.labels = check_labels({"run": uuid.uuid4().hex[:12], **(labels or {})})
         self._sinks: list[EventSink] = [on_event] if callable(on_event) else list(on_event)
@@ -656,6 +675,12 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no user entry (containers)
         return f"uid:{os.getuid()}"
+
+
+def _default_url() -> str:
+    from .store import default_ledger_url
+
+    return default_ledger_url()
 
 
 def _as_policy(policy: Policy | Mapping[str, Any] | str | os.PathLike[str]) -> Policy:
