@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import InvalidUsage, ReservationError
@@ -34,14 +34,14 @@ class Reservation:
         targets: Sequence[Target],
         prompt_tokens: int,
         completion_tokens: int,
-        decision: Decision,
+        decision: Decision | Callable[[], Decision],
         lease_seconds: float,
     ) -> None:
         self.id = rid
         self.labels = labels
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
-        self.decision = decision
+        self._decision = decision
         self.usage: Usage | None = None
         self._gov = gov
         self._targets = tuple(targets)
@@ -54,6 +54,13 @@ class Reservation:
             f"<Reservation {self.id[:8]} {state} prompt={self.prompt_tokens} "
             f"completion={self.completion_tokens}>"
         )
+
+    @property
+    def decision(self) -> Decision:
+        """How every budget stood when this reservation was granted (built on first use)."""
+        if not isinstance(self._decision, Decision):
+            self._decision = self._decision()
+        return self._decision
 
     @property
     def state(self) -> str:

@@ -35,7 +35,16 @@ from ._errors import (
     UnknownModel,
 )
 from ._reservation import Reservation
-from .core.decide import Amounts, BudgetCheck, Decision, Planner, Target, charges, evaluate
+from .core.decide import (
+    Amounts,
+    BudgetCheck,
+    Decision,
+    Planner,
+    Target,
+    charges,
+    evaluate,
+    quiet,
+)
 from .core.ledger import Approval, AuditEvent, ReservationMeta, Usage, fits
 from .core.policy import LABEL_NAME, Action, Policy, Unit
 from .core.windows import Window
@@ -367,13 +376,21 @@ class Governor:
             now.timestamp() + lease,
             now.timestamp(),
         )
+        requested = [c.amount for c in chs]
+        if out.ok and quiet(tgts, out.counters):  # nothing to announce: decide lazily
+            states = out.counters
+            return Reservation(
+                self,
+                rid,
+                lab,
+                tgts,
+                prompt,
+                completion,
+                lambda: evaluate(self.policy, tgts, requested, states, applied=True),
+                lease,
+            )
         decision = evaluate(
-            self.policy,
-            tgts,
-            [c.amount for c in chs],
-            out.counters,
-            applied=out.ok,
-            refused_key=out.refused,
+            self.policy, tgts, requested, out.counters, applied=out.ok, refused_key=out.refused
         )
         if not out.ok:
             self._refuse(decision, lab, now)
@@ -530,14 +547,16 @@ class Governor:
         self._estimates[(model, operation)] = (now, est)
         return est
 
-    def wrap(self, client: Any, **labels: str) -> Any:
+    def wrap(self, client: Any, *, on_cutoff: str = "raise", **labels: str) -> Any:
         """Govern an official provider SDK client (OpenAI, Anthropic, Groq; sync or async):
         every call is reserved with the exact prompt count and ``max_tokens`` (or the learned
-        estimate), streams are cut off when the budget runs out, and the provider's usage is
-        committed. See ``docs/integrations.md``."""
+        estimate), streams are cut off when the budget runs out (``on_cutoff``: ``"raise"``
+        :class:`BudgetExceeded` carrying ``.partial``, or ``"stop"`` quietly), and the
+        provider's usage is committed. See ``docs/integrations.md``."""
         from .integrations import wrap
 
-        return wrap(self, client, **labels)
+        extra: dict[str, Any] = dict(labels)
+        return wrap(self, client, on_cutoff=on_cutoff, **extra)  # type: ignore[arg-type]
 
     # -- approvals ----------------------------------------------------------------------------
     def approvals(self, state: str | None = "pending") -> list[Approval]:

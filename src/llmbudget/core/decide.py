@@ -268,6 +268,19 @@ def level_of(budget: Budget, projected: int, granted: int) -> tuple[int, Level |
     return idx, found
 
 
+def quiet(tgts: Sequence[Target], states: Sequence[CounterState | None]) -> bool:
+    """True when no counter has passed a level it has not announced yet: the caller may then
+    skip building a :class:`Decision` until someone asks for it (the hot path)."""
+    for t, st in zip(tgts, states, strict=True):
+        if (
+            st is None
+            or t.rule is None
+            or t.rule.level(st.used + st.reserved, st.granted) > st.level
+        ):
+            return False
+    return True
+
+
 def evaluate(
     policy: Policy,
     tgts: Sequence[Target],
