@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 ENV_POLICY = "LLMBUDGET_POLICY"
+# libyaml's loader when PyYAML was built with it (10x faster on big policies)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Path_ = tuple[str | int, ...]
 
@@ -144,8 +146,9 @@ def _rule_key(message: str) -> Path_:
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Parse and validate policy YAML text."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # one pass: compose the node tree (for line numbers), then construct from it
+        node = yaml.compose(text, Loader=_Loader)
+        data = _Loader(text).construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
