@@ -447,3 +447,21 @@ def test_default_run_label_is_generated_per_governor(store: Any, clock: FakeCloc
     a.record(prompt_tokens=60, completion_tokens=0)
     b.reserve(prompt_tokens=60, max_completion_tokens=0).commit()
     assert sorted(s.used for s in a.status()) == [60, 60]
+
+
+def test_completion_estimate_is_learned_from_the_ledger(
+    make_gov: MakeGov, clock: FakeClock
+) -> None:
+    gov = make_gov({"default_completion_tokens": 777, "budgets": [{"name": "all", "limit": 10**9}]})
+    r = gov.reserve(model="m-1", operation="summarise", prompt_tokens=10)
+    assert r.completion_tokens == 777  # no history yet: the policy default
+    r.commit(prompt_tokens=10, completion_tokens=5)
+    for i in range(40):
+        gov.reserve(
+            model="m-1", operation="summarise", prompt_tokens=10, max_completion_tokens=500
+        ).commit(prompt_tokens=10, completion_tokens=100 + i)
+    clock.advance(301)  # the learned estimate is refreshed every 5 minutes
+    r = gov.reserve(model="m-1", operation="summarise", prompt_tokens=10)
+    assert 130 <= r.completion_tokens <= 139  # a high percentile of 100..139, not the default
+    assert gov.reserve(model="m-1", operation="other", prompt_tokens=1).completion_tokens == 777
+    assert gov.reserve(prompt_tokens=1).completion_tokens == 777  # no model label

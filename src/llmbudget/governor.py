@@ -355,15 +355,18 @@ class Governor:
         """Reserve ``prompt_tokens + max_completion_tokens`` against every matching budget,
         atomically (all or none). Raises :class:`BudgetExceeded` (or
         :class:`ApprovalRequired`) when a budget refuses. Use the result as a context
-        manager (``with`` or ``async with``) and call ``.commit(...)`` with the actuals."""
+        manager (``with`` or ``async with``) and call ``.commit(...)`` with the actuals.
+        Without ``max_completion_tokens``, a call with a ``model`` label reserves the
+        completion learned from history (:meth:`completion_estimate`), else the policy's
+        ``default_completion_tokens``."""
         prompt = check_tokens("prompt_tokens", prompt_tokens)
-        completion = check_tokens(
-            "max_completion_tokens",
-            self.policy.default_completion_tokens
-            if max_completion_tokens is None
-            else max_completion_tokens,
-        )
         lab = self._labels(labels)
+        if max_completion_tokens is not None:
+            completion = check_tokens("max_completion_tokens", max_completion_tokens)
+        elif "model" in lab:
+            completion = self.completion_estimate(lab["model"], lab.get("operation", ""))
+        else:
+            completion = self.policy.default_completion_tokens
         now = self.clock.now()
         tgts = self._planner.targets(lab, now)
         chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
