@@ -22,6 +22,21 @@ from ._allocate import (
     split,
 )
 from ._errors import PlanError
+from ._learn import (
+    Accuracy,
+    AccuracyReport,
+    Fit,
+    Observation,
+    UsageRow,
+    accuracy,
+    accuracy_report,
+    fit_tables,
+    observations,
+    rows_from_events,
+    rows_from_records,
+    score,
+    split_by_project,
+)
 from ._load import load_plan, parse_plan, plan_from_mapping
 from ._model import (
     Agent,
@@ -35,14 +50,20 @@ from ._model import (
     estimate_project,
     formula,
 )
+from ._synthetic import TRUE_TABLES, synthetic_history
 from ._tables import DEFAULT_ALLOCATION, DEFAULT_TABLES, Allocation, Tables, normalise
 
 __all__ = [
     "DEFAULT_ALLOCATION",
     "DEFAULT_TABLES",
+    "TRUE_TABLES",
+    "Accuracy",
+    "AccuracyReport",
     "Agent",
     "AgentEstimate",
     "Allocation",
+    "Fit",
+    "Observation",
     "PhaseAllocation",
     "PhaseEstimate",
     "Plan",
@@ -53,14 +74,24 @@ __all__ = [
     "ProjectShare",
     "SessionAllocation",
     "Tables",
+    "UsageRow",
+    "accuracy",
+    "accuracy_report",
     "allocate",
     "allocation_policy",
     "estimate_plan",
     "estimate_project",
+    "fit_tables",
     "formula",
     "load_plan",
     "normalise",
+    "observations",
     "parse_plan",
     "plan_from_mapping",
+    "rows_from_events",
+    "rows_from_records",
+    "score",
     "split",
+    "split_by_project",
+    "synthetic_history",
 ]
