@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -465,3 +466,23 @@ def test_completion_estimate_is_learned_from_the_ledger(
     assert 130 <= r.completion_tokens <= 139  # a high percentile of 100..139, not the default
     assert gov.reserve(model="m-1", operation="other", prompt_tokens=1).completion_tokens == 777
     assert gov.reserve(prompt_tokens=1).completion_tokens == 777  # no model label
+
+
+def test_reserve_counts_messages_with_the_models_tokenizer_and_warns_on_mismatch(
+    make_gov: MakeGov,
+) -> None:
+    from llmbudget.tokens import TokenizerMismatchWarning, count_chat
+
+    gov = make_gov(THREE)
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
+    expected = count_chat("gpt-4o", msgs).tokens
+    r = gov.reserve(model="gpt-4o", messages=msgs, max_completion_tokens=10)
+    assert r.prompt_tokens == expected
+    r.commit(prompt_tokens=expected, completion_tokens=3)  # the provider agrees: silent
+    model = f"gpt-4o-test-{uuid.uuid4().hex[:8]}"  # the warning is once per model and process
+    r = gov.reserve(model=model, text="hello world", max_completion_tokens=10)
+    assert r.prompt_tokens == 2
+    with pytest.warns(TokenizerMismatchWarning, match="we counted 2 prompt tokens"):
+        r.commit(prompt_tokens=40, completion_tokens=3)
+    with pytest.raises(InvalidUsage, match="messages=/text="):
+        gov.reserve(messages=msgs, max_completion_tokens=1)

@@ -36,6 +36,8 @@ class Reservation:
         completion_tokens: int,
         decision: Decision | Callable[[], Decision],
         lease_seconds: float,
+        *,
+        counted: bool = False,
     ) -> None:
         self.id = rid
         self.labels = labels
@@ -47,6 +49,7 @@ class Reservation:
         self._targets = tuple(targets)
         self._lease = lease_seconds
         self._open = True
+        self._counted = counted  # the prompt was counted by us: compare with the provider
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -127,6 +130,10 @@ class Reservation:
                 f"reasoning_tokens ({reasoning:,}) cannot exceed completion_tokens ({c:,})"
             )
         gov = self._gov
+        if self._counted and prompt_tokens is not None and "model" in self.labels:
+            from .tokens import check_prompt_mismatch
+
+            check_prompt_mismatch(self.labels["model"], self.prompt_tokens, p)
         amounts = gov._amounts(self._targets, self.labels, p, c, cached, settle=True)
         actual = {t.key: amounts.of(t.budget) for t in self._targets}
         usage = Usage(p, c, cached, reasoning, amounts.cost_micros)

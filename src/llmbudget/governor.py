@@ -347,9 +347,12 @@ class Governor:
     def reserve(
         self,
         *,
-        prompt_tokens: int,
+        prompt_tokens: int | None = None,
         max_completion_tokens: int | None = None,
         lease_seconds: float | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        text: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
         **labels: str,
     ) -> Reservation:
         """Reserve ``prompt_tokens + max_completion_tokens`` against every matching budget,
@@ -358,9 +361,21 @@ class Governor:
         manager (``with`` or ``async with``) and call ``.commit(...)`` with the actuals.
         Without ``max_completion_tokens``, a call with a ``model`` label reserves the
         completion learned from history (:meth:`completion_estimate`), else the policy's
-        ``default_completion_tokens``."""
-        prompt = check_tokens("prompt_tokens", prompt_tokens)
+        ``default_completion_tokens``. Instead of ``prompt_tokens``, pass ``messages`` (and
+        ``tools``) or ``text`` with a ``model`` label: the prompt is then counted with that
+        model's tokenizer, and :meth:`Reservation.commit` warns once per model when the
+        provider's prompt count differs from ours (a tokenizer mismatch)."""
         lab = self._labels(labels)
+        counted = prompt_tokens is None
+        if counted:
+            if "model" not in lab or (messages is None and text is None):
+                raise InvalidUsage(
+                    "reserve() needs prompt_tokens=N, or messages=/text= with a model= label "
+                    "to count them"
+                )
+            prompt = self.count_prompt(lab["model"], messages=messages, text=text, tools=tools)
+        else:
+            prompt = check_tokens("prompt_tokens", prompt_tokens)
         if max_completion_tokens is not None:
             completion = check_tokens("max_completion_tokens", max_completion_tokens)
         elif "model" in lab:
@@ -391,6 +406,7 @@ class Governor:
                 completion,
                 lambda: evaluate(self.policy, tgts, requested, states, applied=True),
                 lease,
+                counted=counted,
             )
         decision = evaluate(
             self.policy, tgts, requested, out.counters, applied=out.ok, refused_key=out.refused
@@ -398,7 +414,9 @@ class Governor:
         if not out.ok:
             self._refuse(decision, lab, now)
         self._announce(decision, lab, now.timestamp())
-        return Reservation(self, rid, lab, tgts, prompt, completion, decision, lease)
+        return Reservation(
+            self, rid, lab, tgts, prompt, completion, decision, lease, counted=counted
+        )
 
     async def areserve(self, **kwargs: Any) -> Reservation:
         """:meth:`reserve` run in a worker thread, for event loops."""
