@@ -86,8 +86,11 @@ def _period(window: Window, day: date) -> tuple[date, date, str]:
         return first, first + timedelta(days=7), f"week:{iso.year}-W{iso.week:02d}"
     if window is Window.MONTH:
         first = day.replace(day=1)
-        nxt = (first.replace(year=first.year + 1, month=1) if first.month == 12
-               else first.replace(month=first.month + 1))
+        nxt = (
+            first.replace(year=first.year + 1, month=1)
+            if first.month == 12
+            else first.replace(month=first.month + 1)
+        )
         return first, nxt, f"month:{first.year}-{first.month:02d}"
     raise ValueError(f"unknown window {window!r}")  # pragma: no cover - exhaustive
 
