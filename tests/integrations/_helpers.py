@@ -23,3 +23,12 @@ def counter(gov: Governor) -> tuple[int, int]:
     if not st:
         return 0, 0
     return st[0].used, st[0].reserved
+
+
+OPEN: list[object] = []
+
+
+def track(client: object) -> object:
+    """Close this (sync) SDK client after the test (see conftest)."""
+    OPEN.append(client)
+    return client

@@ -40,3 +40,12 @@ def make_gov() -> Iterator[Callable[..., Governor]]:
     yield make
     for g in made:
         g.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    from ._helpers import OPEN
+
+    yield
+    while OPEN:
+        OPEN.pop().close()  # type: ignore[attr-defined]

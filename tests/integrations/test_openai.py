@@ -13,7 +13,7 @@ import pytest
 from llmbudget import BudgetExceeded, Governor
 from llmbudget.integrations import PartialResult
 
-from ._helpers import counter, totals
+from ._helpers import counter, totals, track
 from ._server import ProviderServer
 
 MSGS = [{"role": "user", "content": "Say hello a few times."}]
@@ -21,7 +21,8 @@ MSGS = [{"role": "user", "content": "Say hello a few times."}]
 
 def client(server: ProviderServer, gov: Governor, **kw: Any) -> Any:
     kw.setdefault("max_retries", 0)
-    return gov.wrap(openai.OpenAI(base_url=server.url + "/v1", api_key="test", **kw), app="t")
+    raw = track(openai.OpenAI(base_url=server.url + "/v1", api_key="test", **kw))
+    return gov.wrap(raw, app="t")
 
 
 def aclient(server: ProviderServer, gov: Governor, **kw: Any) -> Any:
@@ -110,7 +111,7 @@ def test_wrapped_client_passes_everything_else_through(
     server: ProviderServer, make_gov: Any
 ) -> None:
     gov = make_gov()
-    raw = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    raw = track(openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0))
     c = gov.wrap(raw)
     assert c.base_url == raw.base_url
     assert c.__wrapped__ is raw
@@ -364,7 +365,8 @@ def test_connection_refused_releases(make_gov: Any) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     gov = make_gov()
-    c = gov.wrap(openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0))
+    raw = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+    c = gov.wrap(track(raw))
     with pytest.raises(openai.APIConnectionError):
         c.chat.completions.create(model="gpt-4o", messages=MSGS, max_tokens=10)
     assert counter(gov) == (0, 0)

@@ -22,7 +22,7 @@ class GroqChatReader(ChatReader):
         return u
 
 
-CHAT = Spec(chat_plan("groq"), chat_response_usage, GroqChatReader)
+CHAT = Spec(chat_plan("groq", stream_options=False), chat_response_usage, GroqChatReader)
 
 
 def routes() -> Routes:

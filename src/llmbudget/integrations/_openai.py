@@ -50,7 +50,10 @@ def ask_for_stream_usage(kwargs: dict[str, Any]) -> bool:
 
 
 # -- chat completions ----------------------------------------------------------------------
-def chat_plan(provider: str) -> Any:
+def chat_plan(provider: str, *, stream_options: bool = True) -> Any:
+    """``stream_options``: the SDK takes ``stream_options`` (OpenAI's does; Groq's SDK has
+    no such argument and Groq reports stream usage in ``x_groq.usage`` unasked)."""
+
     def plan(settings: Settings, kwargs: dict[str, Any]) -> Plan:
         tools = _arg(kwargs, "tools")
         functions = _arg(kwargs, "functions")  # the legacy shape
@@ -69,7 +72,7 @@ def chat_plan(provider: str) -> Any:
             max_tokens=max_tokens,
             choices=_arg(kwargs, "n"),
         )
-        if p.stream:
+        if p.stream and stream_options:
             p.hide_usage_chunk = ask_for_stream_usage(kwargs)
         return p
 

@@ -90,6 +90,7 @@ class Meter:
         self.parts: list[str] = []
         self.usage: ProviderUsage | None = None
         self.provider_prompt: int | None = None
+        self.prompt_excess = 0
         self.error: BudgetExceeded | None = None
         self.finish_reason = ""
         self.settled = False
@@ -99,13 +100,15 @@ class Meter:
             self.usage = piece.usage
         if piece.prompt is not None:
             self.provider_prompt = piece.prompt
+            # the provider counts more input than we reserved: that excess must fit too
+            self.prompt_excess = max(0, piece.prompt - self.plan.prompt_tokens)
 
     def measure(self, text: str) -> int:
         return self.plan.counter.count_text(text) if text else 0
 
     def overrun(self, n: int) -> int:
         """Tokens the reservation lacks to hold ``n`` more (0 when it fits)."""
-        return max(0, self.counted + n - self.res.completion_tokens)
+        return max(0, self.counted + self.prompt_excess + n - self.res.completion_tokens)
 
     def grow(self, need: int) -> bool:
         """Extend by a step (or at least ``need``); when refused, try exactly ``need`` so
@@ -228,7 +231,7 @@ class _Base:
         piece = self._reader.read(item)
         self._meter.note(piece)
         n = self._meter.measure(piece.text)
-        return bool(n and self._meter.overrun(n)), n, piece
+        return self._meter.overrun(n) > 0, n, piece
 
     def _cut_signal(self) -> BudgetExceeded | None:
         err = self._meter.error
