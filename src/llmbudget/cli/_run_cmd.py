@@ -455,7 +455,7 @@ def _run(
     def on_status(snap: Any) -> None:
         r = status_box(snap, visuals=visuals)
         if live is not None:
-            live.update(r)
+            live.update(r, refresh=True)
         else:
             console.print(r)
 
