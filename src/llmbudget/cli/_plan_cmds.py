@@ -34,7 +34,9 @@ plan_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-PlanArg = Annotated[Path, typer.Argument(help="Plan file (YAML; see examples/plan.yaml).")]
+PlanArg = Annotated[
+    Path, typer.Argument(metavar="PLAN", help="Plan file (YAML; see examples/plan.yaml).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
