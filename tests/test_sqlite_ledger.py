@@ -129,7 +129,7 @@ def test_schema_is_versioned_and_a_newer_ledger_is_refused(tmp_path: Path) -> No
     db = tmp_path / "ledger.db"
     SQLiteStore(db).close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone() == ("1",)
+        assert conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone() == ("2",)
         conn.execute("UPDATE meta SET v = '99' WHERE k = 'schema_version'")
     with pytest.raises(SchemaError, match="schema version 99.*upgrade llmbudget"):
         SQLiteStore(db)
@@ -222,3 +222,26 @@ def test_default_ledger_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.delenv("LLMBUDGET_LEDGER")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert default_ledger_url() == f"sqlite:///{tmp_path}/data/llmbudget/ledger.sqlite3"
+
+
+def test_forward_migration_from_schema_1_keeps_the_data(tmp_path: Path) -> None:
+    from llmbudget.store.sqlite import MIGRATIONS
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # a ledger as llmbudget 0.1 (schema 1) left it
+        conn.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        for stmt in MIGRATIONS[1]:
+            conn.execute(stmt)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO counters (key, budget, window_id, partition, used) "
+            "VALUES ('shared||run', 'shared', 'run', '[]', 1234)"
+        )
+    store = SQLiteStore(db)
+    (c,) = store.counters()
+    assert (c.used, c.borrowed, c.lent, c.closed) == (1234, 0, 0, False)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone() == ("2",)
+    gov = Governor(POLICY, store)
+    gov.record(prompt_tokens=1, completion_tokens=1)
+    assert {x.budget: x.used for x in store.counters()}["shared"] == 1236

@@ -9,7 +9,38 @@ one of them :func:`fits`, and then applies all of them — one atomic step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Donor:
+    """A pool member a short counter may borrow headroom from, in the same atomic step.
+
+    ``key``/``budget``/``window_id``/``window_end``/``partition`` name the donor's counter
+    (created if missing), ``cap`` its refusing threshold, ``min_reserve`` what it always keeps,
+    ``priority`` its importance (donors are tried from the lowest priority, most idle first).
+    """
+
+    key: str
+    budget: str
+    cap: int
+    min_reserve: int = 0
+    priority: int = 0
+    window_id: str = "run"
+    window_end: float | None = None
+    partition: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Headroom moved from a donor counter to a borrowing one (an auditable event)."""
+
+    donor: str
+    donor_budget: str
+    to: str
+    to_budget: str
+    amount: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +60,7 @@ class Charge:
     window_id: str = "run"
     window_end: float | None = None
     partition: tuple[tuple[str, str], ...] = ()
+    borrow: tuple[Donor, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +78,20 @@ class CounterState:
     reserved: int = 0
     granted: int = 0
     level: int = 0
+    borrowed: int = 0
+    lent: int = 0
+    closed: bool = False
 
     @property
     def total(self) -> int:
         """Committed plus in flight."""
         return self.used + self.reserved
+
+    @property
+    def headroom(self) -> int:
+        """What this window adds to (or takes from) the cap: approvals plus borrowed minus
+        lent."""
+        return self.granted + self.borrowed - self.lent
 
 
 def fits(state: CounterState | None, amount: int, cap: int | None) -> bool:
@@ -59,12 +100,53 @@ def fits(state: CounterState | None, amount: int, cap: int | None) -> bool:
     A zero amount always fits (it reserves nothing). Every store applies exactly this rule,
     inside its atomic step (Redis and PostgreSQL re-state it in Lua and SQL).
     """
-    if cap is None or amount <= 0:
+    if amount <= 0:
         return True
-    used = state.used if state else 0
-    reserved = state.reserved if state else 0
-    granted = state.granted if state else 0
-    return used + reserved + amount <= cap + granted
+    if state is None:
+        return cap is None or amount <= cap
+    if state.closed:
+        return False
+    return cap is None or state.used + state.reserved + amount <= cap + state.headroom
+
+
+def spare(donor: Donor, state: CounterState | None) -> int:
+    """What ``donor`` can lend now without going below its ``min_reserve`` (never negative)."""
+    if state is None:
+        return max(0, donor.cap - donor.min_reserve)
+    return max(0, donor.cap + state.headroom - state.total - donor.min_reserve)
+
+
+def plan_borrow(
+    state: CounterState | None,
+    charge: Charge,
+    donors: list[tuple[Donor, CounterState | None]],
+) -> list[tuple[Donor, int]] | None:
+    """How to cover a charge that does not :func:`fits` by borrowing from its pool: donors
+    of the lowest priority first and, among equals, the most idle (least used share of their
+    cap) first, each down to its ``min_reserve`` at most. ``None`` when they cannot cover it
+    (or the counter is closed). Every store applies exactly this rule in its atomic step."""
+    if charge.cap is None or (state is not None and state.closed):
+        return None
+    total = state.total if state else 0
+    headroom = state.headroom if state else 0
+    short = total + charge.amount - (charge.cap + headroom)
+    if short <= 0:
+        return []
+
+    def order(item: tuple[Donor, CounterState | None]) -> tuple[int, float]:
+        d, st = item
+        used = st.total if st else 0
+        return d.priority, used / max(1, d.cap + (st.headroom if st else 0))
+
+    plan = []
+    for d, st in sorted(donors, key=order):
+        take = min(short, spare(d, st))
+        if take > 0:
+            plan.append((d, take))
+            short -= take
+        if short == 0:
+            return plan
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +155,16 @@ class ReserveOutcome:
 
     ``ok``: granted (all charges applied) or refused (none applied). ``counters`` holds each
     charged counter's state *after* the step when granted, *as found* when refused, in charge
-    order. ``refused`` is the key of the first counter that did not fit.
+    order. ``refused`` is the key of the first counter that did not fit (its state says
+    whether it was ``closed``). ``transfers``: headroom borrowed from pool members.
+    ``touched``: every counter the step changed, donors included (for stores to write back).
     """
 
     ok: bool
     counters: tuple[CounterState, ...]
     refused: str | None = None
+    transfers: tuple[Transfer, ...] = ()
+    touched: tuple[CounterState, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +254,57 @@ class AuditEvent:
     key: str = ""
     message: str = ""
     data: dict[str, object] = field(default_factory=dict)
+
+
+def _blank(
+    key: str,
+    budget: str,
+    window_id: str,
+    window_end: float | None,
+    partition: tuple[tuple[str, str], ...],
+) -> CounterState:
+    return CounterState(key, budget, window_id, window_end, partition)
+
+
+def apply_reserve(found: Mapping[str, CounterState], charges: Sequence[Charge]) -> ReserveOutcome:
+    """The whole atomic reserve as a pure function over the counters a store read (by key:
+    the charged counters and their donors; missing ones are new). Returns the outcome, whose
+    ``counters`` are the charged counters after (or as found); the changed states of *every*
+    touched counter (donors too) are in :func:`changed` order via ``outcome.touched``.
+
+    Memory and SQLite call this inside their lock / transaction; Redis and PostgreSQL restate
+    it in Lua and SQL.
+    """
+    work: dict[str, CounterState] = {}
+
+    def get(key: str) -> CounterState | None:
+        return work.get(key) or found.get(key)
+
+    transfers: list[Transfer] = []
+    for ch in charges:
+        st = get(ch.key)
+        if fits(st, ch.amount, ch.cap):
+            continue
+        plan = None
+        if ch.borrow and ch.amount > 0:
+            plan = plan_borrow(st, ch, [(d, get(d.key)) for d in ch.borrow])
+        if plan is None:
+            as_found = tuple(
+                found.get(c.key) or _blank(c.key, c.budget, c.window_id, c.window_end, c.partition)
+                for c in charges
+            )
+            return ReserveOutcome(False, as_found, ch.key)
+        me = st or _blank(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
+        for d, amount in plan:
+            ds = get(d.key) or _blank(d.key, d.budget, d.window_id, d.window_end, d.partition)
+            work[d.key] = replace(ds, lent=ds.lent + amount)
+            me = replace(me, borrowed=me.borrowed + amount)
+            transfers.append(Transfer(d.key, d.budget, ch.key, ch.budget, amount))
+        work[ch.key] = me
+    after = []
+    for ch in charges:
+        st = get(ch.key) or _blank(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
+        st = replace(st, reserved=st.reserved + ch.amount)
+        work[ch.key] = st
+        after.append(st)
+    return ReserveOutcome(True, tuple(after), None, tuple(transfers), tuple(work.values()))

@@ -125,6 +125,10 @@ class Budget:
     levels: tuple[Level, ...] = ()
     mode: Mode | None = None
     description: str = ""
+    pool: str | None = None
+    priority: int = 0
+    min_reserve: int = 0
+    confidence_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not re.match(r"^[A-Za-z0-9_.:/-]+$", self.name):
@@ -150,6 +154,22 @@ class Budget:
                 )
             last = t
         object.__setattr__(self, "levels", _with_implicit_block(self.levels, self.limit))
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise ValueError(f"priority must be a whole number, got {self.priority!r}")
+        if isinstance(self.min_reserve, bool) or not isinstance(self.min_reserve, int):
+            raise ValueError(f"min_reserve must be a whole number, got {self.min_reserve!r}")
+        if not 0 <= self.min_reserve <= self.limit:
+            raise ValueError(
+                f"min_reserve ({self.min_reserve:,}) must be between 0 and the limit "
+                f"({self.limit:,})"
+            )
+        if self.min_reserve and self.pool is None:
+            raise ValueError("min_reserve only matters in a pool: add `pool: NAME`")
+        c = self.confidence_threshold
+        if c is not None and (
+            isinstance(c, bool) or not isinstance(c, int | float) or not 0.0 <= c <= 1.0
+        ):
+            raise ValueError(f"confidence_threshold must be a number from 0 to 1, got {c!r}")
 
     def applies_to(self, labels: Mapping[str, str]) -> bool:
         """Whether a call with these labels is governed by this budget."""
@@ -200,7 +220,17 @@ class Policy:
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
+        pools: dict[str, Budget] = {}
         for i, b in enumerate(self.budgets):
+            if b.pool is not None:
+                first = pools.setdefault(b.pool, b)
+                if (first.window, first.per, first.unit) != (b.window, b.per, b.unit):
+                    raise ValueError(
+                        f"budgets[{i}].pool: budget {b.name!r} joins pool {b.pool!r} but its "
+                        f"window/per/unit ({b.window.value}, {list(b.per)}, {b.unit.value}) "
+                        f"differ from {first.name!r}'s ({first.window.value}, "
+                        f"{list(first.per)}, {first.unit.value}); pool members must share them"
+                    )
             if b.name in seen:
                 raise ValueError(f"budgets[{i}].name: duplicate budget name {b.name!r}")
             seen.add(b.name)
@@ -217,6 +247,10 @@ class Policy:
     def matching(self, labels: Mapping[str, str]) -> list[Budget]:
         """Every budget that governs a call with these labels, in policy order."""
         return [b for b in self.budgets if b.applies_to(labels)]
+
+    def pool_members(self, pool: str) -> list[Budget]:
+        """The budgets of ``pool``, in policy order."""
+        return [b for b in self.budgets if b.pool == pool]
 
     def mode_of(self, budget: Budget) -> Mode:
         """The enforcement mode in force for ``budget``."""

@@ -75,6 +75,10 @@ class BudgetModel(_Strict):
     limit: Amount
     levels: list[LevelModel] = []
     mode: Mode | None = None
+    pool: str | None = None
+    priority: int = 0
+    min_reserve: Amount = 0
+    confidence_threshold: float | None = None
 
 
 class PolicyModel(_Strict):
@@ -119,6 +123,10 @@ def to_budget(m: BudgetModel) -> Budget:
         levels=levels,
         mode=m.mode,
         description=m.description,
+        pool=m.pool,
+        priority=m.priority,
+        min_reserve=round(m.min_reserve * scale),
+        confidence_threshold=m.confidence_threshold,
     )
 
 

@@ -29,6 +29,7 @@ from ..core.ledger import (
     Usage,
     UsageEvent,
 )
+from .._errors import StoreError
 from ..core.samples import EstimateSample
 
 SCHEMA_VERSION = 1
@@ -41,6 +42,9 @@ class Store(abc.ABC):
     """
 
     url: str = ""
+    #: whether this store implements pools (``Charge.borrow``) and confidence gates
+    #: (:meth:`close_counters`); the governor refuses a policy that needs them otherwise
+    supports_pools: bool = False
 
     # -- the atomic steps -------------------------------------------------------------------
     @abc.abstractmethod
@@ -126,6 +130,14 @@ class Store(abc.ABC):
         that only names a recorded event (``record``) is ``committed``."""
 
     # -- levels, audit, approvals ---------------------------------------------------------------
+    def close_counters(self, keys: Sequence[str]) -> list[str]:
+        """Close these counters for the rest of their window (a confidence gate): every
+        later charge on them is refused. Returns the keys that were open until now."""
+        raise StoreError(
+            f"the {type(self).__name__} store ({self.url}) has no confidence "
+            "gates yet; use the memory or SQLite store for this policy"
+        )
+
     @abc.abstractmethod
     def raise_level(self, key: str, level: int) -> int:
         """Set the counter's announced level to ``max(current, level)``; return the previous

@@ -19,7 +19,7 @@ from ..core.ledger import (
     ReserveOutcome,
     Usage,
     UsageEvent,
-    fits,
+    apply_reserve,
 )
 from ..core.samples import EstimateSample
 from ._base import Store
@@ -38,6 +38,8 @@ class _Reservation:
 
 class MemoryStore(Store):
     """Counters, reservations and events in memory. ``MemoryStore()`` or ``memory://``."""
+
+    supports_pools = True
 
     def __init__(self) -> None:
         self.url = "memory://"
@@ -61,34 +63,17 @@ class MemoryStore(Store):
 
     def _add(self, key: str, used: int = 0, reserved: int = 0) -> CounterState:
         st = self._counters[key]
-        st = CounterState(
-            st.key,
-            st.budget,
-            st.window_id,
-            st.window_end,
-            st.partition,
-            st.used + used,
-            st.reserved + reserved,
-            st.granted,
-            st.level,
-        )
+        st = replace(st, used=st.used + used, reserved=st.reserved + reserved)
         self._counters[key] = st
         return st
 
     def _try(self, charges: Sequence[Charge]) -> ReserveOutcome:
-        found = [self._counters.get(c.key) for c in charges]
-        for ch, st in zip(charges, found, strict=True):
-            if not fits(st, ch.amount, ch.cap):
-                as_found = tuple(
-                    s or CounterState(c.key, c.budget, c.window_id, c.window_end, c.partition)
-                    for c, s in zip(charges, found, strict=True)
-                )
-                return ReserveOutcome(False, as_found, ch.key)
-        after = []
-        for ch in charges:
-            self._counter(ch)
-            after.append(self._add(ch.key, reserved=ch.amount))
-        return ReserveOutcome(True, tuple(after))
+        keys = [c.key for c in charges] + [d.key for c in charges for d in c.borrow]
+        out = apply_reserve({k: self._counters[k] for k in keys if k in self._counters}, charges)
+        if out.ok:
+            for st in out.touched:
+                self._counters[st.key] = st
+        return out
 
     def _sweep(self, now: float) -> int:
         if now <= self._next_expiry:  # nothing can have expired yet
@@ -312,6 +297,16 @@ class MemoryStore(Store):
             return r.state
 
     # -- levels, audit, approvals ---------------------------------------------------------------
+    def close_counters(self, keys: Sequence[str]) -> list[str]:
+        with self._lock:
+            newly = []
+            for k in keys:
+                st = self._counters.get(k)
+                if st is not None and not st.closed:
+                    self._counters[k] = replace(st, closed=True)
+                    newly.append(k)
+            return newly
+
     def raise_level(self, key: str, level: int) -> int:
         with self._lock:
             st = self._counters.get(key)

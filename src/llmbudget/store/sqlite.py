@@ -29,10 +29,10 @@ from ..core.ledger import (
     ReserveOutcome,
     Usage,
     UsageEvent,
-    fits,
+    apply_reserve,
 )
 from ..core.samples import EstimateSample
-from ._base import SCHEMA_VERSION, Store
+from ._base import Store
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -65,16 +65,37 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             resolved_at REAL, resolved_by TEXT NOT NULL, note TEXT NOT NULL)""",
         "CREATE INDEX approvals_key ON approvals(key, state)",
     ),
+    2: (  # pools (headroom borrowed and lent) and confidence gates
+        "ALTER TABLE counters ADD COLUMN borrowed INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE counters ADD COLUMN lent INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE counters ADD COLUMN closed INTEGER NOT NULL DEFAULT 0",
+    ),
 }
-assert max(MIGRATIONS) == SCHEMA_VERSION
+SCHEMA_VERSION = max(MIGRATIONS)  # this store's own schema (each store versions its own)
 
 SWEEP_INTERVAL = 1.0  # seconds between lease sweeps made by reserve (sweep() forces one)
-_COUNTER_COLS = "key, budget, window_id, window_end, partition, used, reserved, granted, level"
+_COUNTER_COLS = (
+    "key, budget, window_id, window_end, partition, used, reserved, granted, level, "
+    "borrowed, lent, closed"
+)
 
 
 def _counter(row: Any) -> CounterState:
     part = tuple((str(k), str(v)) for k, v in json.loads(row[4]))
-    return CounterState(row[0], row[1], row[2], row[3], part, row[5], row[6], row[7], row[8])
+    return CounterState(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        part,
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        bool(row[11]),
+    )
 
 
 class SQLiteStore(Store):
@@ -83,6 +104,8 @@ class SQLiteStore(Store):
     ``timeout`` is how long a step waits for another process's transaction before giving up
     with :class:`~llmbudget.StoreUnavailable`.
     """
+
+    supports_pools = True
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = Path(path)
@@ -227,36 +250,29 @@ class SQLiteStore(Store):
         )
 
     def _try(self, c: sqlite3.Connection, charges: Sequence[Charge]) -> ReserveOutcome:
-        found = self._load(c, [ch.key for ch in charges])
-        for ch in charges:
-            if not fits(found.get(ch.key), ch.amount, ch.cap):
-                as_found = tuple(
-                    found.get(x.key)
-                    or CounterState(x.key, x.budget, x.window_id, x.window_end, x.partition)
-                    for x in charges
-                )
-                return ReserveOutcome(False, as_found, ch.key)
-        self._apply(c, charges, used=False)
-        # the new states follow from what was read, inside the same transaction
-        after = []
-        for ch in charges:
-            st = found.get(ch.key)
-            if st is None:
-                st = CounterState(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
-            after.append(
-                CounterState(
-                    st.key,
-                    st.budget,
-                    st.window_id,
-                    st.window_end,
-                    st.partition,
-                    st.used,
-                    st.reserved + ch.amount,
-                    st.granted,
-                    st.level,
-                )
+        keys = [ch.key for ch in charges] + [d.key for ch in charges for d in ch.borrow]
+        out = apply_reserve(self._load(c, keys), charges)
+        if out.ok:  # write back every touched counter (donors too), computed in this tx
+            c.executemany(
+                """INSERT INTO counters (key, budget, window_id, window_end, partition,
+                       reserved, borrowed, lent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET reserved = excluded.reserved,
+                       borrowed = excluded.borrowed, lent = excluded.lent""",
+                [
+                    (
+                        st.key,
+                        st.budget,
+                        st.window_id,
+                        st.window_end,
+                        json.dumps(st.partition),
+                        st.reserved,
+                        st.borrowed,
+                        st.lent,
+                    )
+                    for st in out.touched
+                ],
             )
-        return ReserveOutcome(True, tuple(after))
+        return out
 
     @staticmethod
     def _event_row(ev: UsageEvent) -> tuple[object, ...]:
@@ -549,6 +565,13 @@ class SQLiteStore(Store):
             return "committed" if self._has_event(c, rid) else None
 
     # -- levels, audit, approvals ---------------------------------------------------------------
+    def close_counters(self, keys: Sequence[str]) -> list[str]:
+        with self._tx("close counters (confidence gate)") as c:
+            found = self._load(c, list(keys))
+            newly = [k for k in keys if k in found and not found[k].closed]
+            c.executemany("UPDATE counters SET closed = 1 WHERE key = ?", [(k,) for k in newly])
+            return newly
+
     def raise_level(self, key: str, level: int) -> int:
         with self._tx("record a level") as c:
             row = c.execute("SELECT level FROM counters WHERE key = ?", (key,)).fetchone()
