@@ -550,8 +550,8 @@ class Supervisor:
                     f"WARNING: {who} budget at {c.percent:.0f}% "
                     f"(used: {used:,}/{c.limit:,} tokens)",
                 )
-        if not self._crossed:
-            return
+        if not any(c.key in self._crossed for c in dec.checks):
+            return  # nothing this call counts against is crossed: no one else to stop
         for other in self.instances:
             if other.state != "running":
                 continue
