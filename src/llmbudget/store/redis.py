@@ -44,6 +44,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -96,6 +98,7 @@ SCRIPTS = (
     "counters",
 )
 AUDIT_MAXLEN = 100_000
+HEALTH_CHECK = 2  # seconds a connection may idle before a step PINGs it first
 _OPTIONS = ("prefix", "clock", "maxlen", "retention", "margin", "eviction")
 
 
@@ -134,7 +137,44 @@ def _num(x: float) -> str:
     return repr(float(x))
 
 
+_PARTS: dict[tuple[tuple[str, str], ...], str] = {}
+_PARSED: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def _partition_json(p: tuple[tuple[str, str], ...]) -> str:
+    s = _PARTS.get(p)
+    if s is None:
+        s = json.dumps([list(x) for x in p])
+        if len(_PARTS) < 4096:
+            _PARTS[p] = s
+    return s
+
+
+def _partition(s: str) -> tuple[tuple[str, str], ...]:
+    p = _PARSED.get(s)
+    if p is None:
+        p = tuple((str(k), str(v)) for k, v in json.loads(s))
+        if len(_PARSED) < 4096:
+            _PARSED[s] = p
+    return p
+
+
+_US = "\x1f"  # the unit separator between the items of a packed reply
+
+
+def _no_separator(*names: str) -> None:
+    for n in names:
+        if _US in n:
+            raise InvalidUsage(
+                f"{n!r}: counter keys, budget names and window ids stored in Redis cannot "
+                "contain the control character U+001F"
+            )
+
+
 def _charges_json(charges: Sequence[Charge]) -> str:
+    for c in charges:
+        if _US in c.key or _US in c.budget or _US in c.window_id:
+            _no_separator(c.key, c.budget, c.window_id)
     return json.dumps(
         [
             [
@@ -144,7 +184,7 @@ def _charges_json(charges: Sequence[Charge]) -> str:
                 "" if c.cap is None else str(int(c.cap)),
                 c.window_id,
                 "" if c.window_end is None else _num(c.window_end),
-                json.dumps([list(p) for p in c.partition]),
+                _partition_json(c.partition),
             ]
             for c in charges
         ]
@@ -159,31 +199,39 @@ def _usage_fragment(u: Usage) -> str:
     )
 
 
-def _state(row: Sequence[Any]) -> CounterState:
-    key, budget, window_id, window_end, part, used, reserved, granted, level = row
-    partition = tuple((str(k), str(v)) for k, v in json.loads(part))
-    return CounterState(
-        str(key),
-        str(budget),
-        str(window_id),
-        float(window_end) if window_end else None,
-        partition,
-        int(used),
-        int(reserved),
-        int(granted),
-        int(level),
+def _unpack(raw: str) -> list[str]:
+    """A packed reply (items joined by U+001F, see lua/_prelude.lua) as a list."""
+    return raw.split(_US)
+
+
+def _states(a: Sequence[str], start: int) -> tuple[CounterState, ...]:
+    """The counters packed in ``a[start:]``, 9 items each."""
+    return tuple(
+        CounterState(
+            a[i],
+            a[i + 1],
+            a[i + 2],
+            float(a[i + 3]) if a[i + 3] else None,
+            _partition(a[i + 4]),
+            int(a[i + 5]),
+            int(a[i + 6]),
+            int(a[i + 7]),
+            int(a[i + 8]),
+        )
+        for i in range(start, len(a), 9)
     )
 
 
-def _reserve_outcome(raw: Sequence[Any], charges: Sequence[Charge]) -> ReserveOutcome:
-    if int(raw[0]) == 1:
-        return ReserveOutcome(True, tuple(_state(r) for r in raw[1:]))
-    bad = int(raw[1]) - 1
-    return ReserveOutcome(False, tuple(_state(r) for r in raw[2:]), charges[bad].key)
+def _reserve_outcome(raw: str, charges: Sequence[Charge]) -> ReserveOutcome:
+    a = _unpack(raw)
+    if a[0] == "1":
+        return ReserveOutcome(True, _states(a, 1))
+    return ReserveOutcome(False, _states(a, 2), charges[int(a[1]) - 1].key)
 
 
-def _commit_outcome(raw: Sequence[Any]) -> CommitOutcome:
-    return CommitOutcome(tuple(_state(r) for r in raw[1:]), duplicate=int(raw[0]) == 1)
+def _commit_outcome(raw: str) -> CommitOutcome:
+    a = _unpack(raw)
+    return CommitOutcome(_states(a, 1), duplicate=a[0] == "1")
 
 
 def _event(data: str) -> UsageEvent:
@@ -401,13 +449,54 @@ class _Plan:
             raise StoreUnavailable(f"Redis at {self.url} failed to {doing}: {e}") from None
 
 
-def _call_sync(r: Any, name: str, keys: list[str], argv: list[str]) -> Any:
+class _Lanes:
+    """One dedicated redis-py ``Connection`` per thread (and per process: a forked child
+    opens its own), for the atomic steps.
+
+    A step is one ``EVALSHA`` written and read straight on the connection: no pool check-out
+    and release, no client-side retry of a step that may already have been applied (a
+    connection error surfaces as :class:`~llmbudget.StoreUnavailable`; the next step
+    reconnects). A connection idle for more than ``HEALTH_CHECK`` seconds is PINGed first
+    (redis-py reconnects if the server restarted meanwhile). Connections are made by the
+    client's pool factory, so they carry the URL's credentials, database, TLS and timeouts.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._mine: list[tuple[int, Any]] = []
+
+    def get(self) -> Any:
+        loc = self._local
+        conn = getattr(loc, "conn", None)
+        pid = os.getpid()
+        if conn is None or loc.pid != pid:
+            conn = self._client.connection_pool.make_connection()
+            loc.conn, loc.pid = conn, pid
+            with self._lock:
+                self._mine.append((pid, conn))
+        return conn
+
+    def close(self) -> None:
+        pid = os.getpid()
+        with self._lock:
+            mine, self._mine = self._mine, []
+        for owner, conn in mine:
+            if owner == pid:  # a parent's sockets are not ours to close after a fork
+                conn.disconnect()
+
+
+def _evalsha(conn: Any, name: str, keys: list[str], argv: list[str]) -> Any:
     src, sha = _SCRIPTS[name]
+    conn.send_packed_command(conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv))
     try:
-        return r.evalsha(sha, len(keys), *keys, *argv)
+        return conn.read_response()
     except rex.NoScriptError:
-        r.script_load(src)
-        return r.evalsha(sha, len(keys), *keys, *argv)
+        conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", src))
+        conn.read_response()
+        conn.send_packed_command(conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv))
+        return conn.read_response()
 
 
 class RedisStore(Store):
@@ -432,10 +521,13 @@ class RedisStore(Store):
                         decode_responses=True,
                         socket_connect_timeout=5,
                         socket_timeout=30,
+                        health_check_interval=HEALTH_CHECK,
                     )
                 except (ValueError, TypeError) as e:
                     raise ConfigError(f"ledger URL {self.url!r}: {e}") from None
             self._r: Any = client  # redis-py types replies loosely; ours are str
+            self._lanes = _Lanes(client)
+            self._keys = [self._plan.meta]
             try:
                 policy = self._r.config_get("maxmemory-policy").get("maxmemory-policy")
             except rex.ResponseError:
@@ -446,7 +538,7 @@ class RedisStore(Store):
 
     def _run(self, name: str, now: float, *rest: str, doing: str) -> Any:
         with self._plan.errors(doing):
-            return _call_sync(self._r, name, [self._plan.meta], self._plan.argv(now, *rest))
+            return _evalsha(self._lanes.get(), name, self._keys, self._plan.argv(now, *rest))
 
     # -- the atomic steps -------------------------------------------------------------------
     def reserve(
@@ -498,7 +590,7 @@ class RedisStore(Store):
 
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
         raw = self._run("release", now, rid, doing="release a reservation")
-        return tuple(_state(r) for r in raw)
+        return _states(_unpack(raw), 1)
 
     def record(
         self,
@@ -531,7 +623,7 @@ class RedisStore(Store):
         else:
             args = ("active", "" if active_at is None else _num(active_at))
         raw = self._run("counters", time.time(), *args, doing="read counters")
-        return [_state(r) for r in raw]
+        return list(_states(_unpack(raw), 1))
 
     def _stream(self, name: str, reverse: bool) -> Iterator[str]:
         key = self._plan.base + name
@@ -615,6 +707,7 @@ class RedisStore(Store):
 
     def request_approval(self, approval: Approval) -> Approval:
         a = approval
+        _no_separator(a.key, a.budget, a.window_id)
         got = self._run(
             "request_approval",
             a.created_at,
@@ -660,6 +753,7 @@ class RedisStore(Store):
             return _approval(self._r.hgetall(self._plan.base + "a:" + approval_id))
 
     def close(self) -> None:
+        self._lanes.close()
         self._r.close()
 
 
@@ -768,7 +862,7 @@ class AsyncRedisStore:
 
     async def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
         raw = await self._run("release", now, rid, doing="release a reservation")
-        return tuple(_state(r) for r in raw)
+        return _states(_unpack(raw), 1)
 
     async def record(
         self,
@@ -800,7 +894,7 @@ class AsyncRedisStore:
         else:
             args = ("active", "" if active_at is None else _num(active_at))
         raw = await self._run("counters", time.time(), *args, doing="read counters")
-        return [_state(r) for r in raw]
+        return list(_states(_unpack(raw), 1))
 
     async def events(
         self,

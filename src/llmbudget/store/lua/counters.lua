@@ -1,6 +1,5 @@
 -- counters: ARGV[7] 'keys' or 'active', ARGV[8] keys json or active_at ('' = all)
--- reply: states of the counters that exist
-local out = {}
+-- reply: ['0', the counters that exist...]
 local keys
 if ARGV[7] == 'keys' then
   keys = cjson.decode(ARGV[8])
@@ -9,5 +8,6 @@ elseif ARGV[8] == '' then
 else
   keys = redis.call('ZRANGEBYSCORE', COUNTERS, '(' .. ARGV[8], '+inf')
 end
-for _, key in ipairs(keys) do local s = state(key); if s then out[#out + 1] = s end end
-return out
+local out = {'0'}
+push_existing(out, keys)
+return reply(out)

@@ -1,32 +1,30 @@
 -- reserve: ARGV[7] rid, ARGV[8] charges json, ARGV[9] labels json, ARGV[10] est prompt,
 -- ARGV[11] est completion, ARGV[12] lease_until (caller clock)
--- reply: {1, states...} granted, {0, refused_index, states...} refused
+-- reply: ['1', counters after...] granted, ['0', refused index, counters as found...] refused
 local rid = ARGV[7]
 local charges = cjson.decode(ARGV[8])
 sweep()
-if redis.call('EXISTS', rk(rid)) == 1 or redis.call('EXISTS', ek(rid)) == 1 then
+if redis.call('EXISTS', rk(rid), ek(rid)) > 0 then
   return redis.error_reply('LLMB_INUSE reservation id ' .. rid .. ' is already in use')
 end
-local bad = first_refused(charges)
-local out = {}
-if bad then
-  out[1] = 0
-  out[2] = bad
-  for _, ch in ipairs(charges) do out[#out + 1] = as_found(ch) end
-  return out
-end
-local keys, amts = {}, {}
+local found, bad = check(charges)
+if bad then return refused(charges, found, bad) end
+local out = apply_reserved(charges, found)
+-- what the reservation holds, one entry per distinct key
+local keys, amts, at = {}, {}, {}
 for _, ch in ipairs(charges) do
-  ensure(ch)
-  redis.call('HINCRBY', ck(ch[1]), 'reserved', ch[3])
-  keys[#keys + 1] = ch[1]
-  amts[#amts + 1] = ch[3]
+  local i = at[ch[1]]
+  if i then
+    amts[i] = fmt(tonumber(amts[i]) + tonumber(ch[3]))
+  else
+    keys[#keys + 1] = ch[1]
+    amts[#amts + 1] = ch[3]
+    at[ch[1]] = #keys
+  end
 end
-out[1] = 1
-for _, ch in ipairs(charges) do out[#out + 1] = state(ch[1]) end
-local lease = tonumber(ARGV[12]) + SKEW
+local lease = ffmt(tonumber(ARGV[12]) + skew())
 redis.call('HSET', rk(rid), 'state', 'active', 'keys', cjson.encode(keys),
   'amts', cjson.encode(amts), 'labels', ARGV[9], 'ep', ARGV[10], 'ec', ARGV[11],
-  'lease', ffmt(lease))
-redis.call('ZADD', LEASES, ffmt(lease), rid)
-return out
+  'lease', lease)
+redis.call('ZADD', LEASES, lease, rid)
+return reply(out)

@@ -1,2 +1,5 @@
--- sweep: settle expired leases at their estimate; reply: how many
-return sweep()
+-- sweep: settle expired leases at their estimate, forget ended windows' counters from the
+-- index; reply: how many leases were settled
+local n = sweep()
+prune_counters()
+return n
