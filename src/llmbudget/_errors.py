@@ -10,7 +10,8 @@
     ├── TokenizerError           a tokenizer could not be loaded or run
     ├── BudgetExceeded           a budget refused tokens (carries budget, window, limit, used, ...)
     │   ├── ApprovalRequired     ... and a person may grant more (carries the request id)
-    │   └── ApprovalDenied       ... and a person already said no for this window
+    │   ├── ApprovalDenied       ... and a person already said no for this window
+    │   └── ConfidenceReached    ... because the agent already reported a confident result
     ├── ReservationError         a reservation id is unknown, or already released
     ├── NotFound                 an approval id or budget name is unknown (LookupError)
     └── StoreError               the ledger cannot do its job
@@ -29,6 +30,7 @@ __all__ = [
     "ApprovalDenied",
     "ApprovalRequired",
     "BudgetExceeded",
+    "ConfidenceReached",
     "ConfigError",
     "InvalidUsage",
     "LLMBudgetError",
@@ -155,6 +157,16 @@ class ApprovalDenied(BudgetExceeded):
 
     def __init__(self, message: str, *, request_id: str, **kwargs: Any) -> None:
         self.request_id = request_id
+        super().__init__(message, **kwargs)
+
+
+class ConfidenceReached(BudgetExceeded):
+    """A budget with a ``confidence_threshold`` is closed for its window: the agent already
+    committed a result at least that confident, so further spending is not approved.
+    ``confidence`` is the confidence that closed it, when known."""
+
+    def __init__(self, message: str, *, confidence: float | None = None, **kwargs: Any) -> None:
+        self.confidence = confidence
         super().__init__(message, **kwargs)
 
 

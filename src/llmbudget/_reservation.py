@@ -105,11 +105,21 @@ class Reservation:
         *,
         cached_tokens: int = 0,
         reasoning_tokens: int = 0,
+        confidence: float | None = None,
     ) -> Decision:
         """Replace the reservation with what the call used (prompt and completion apart).
         Omitted counts default to the reserved estimate. Idempotent: a second commit changes
-        nothing and returns the same standing."""
+        nothing and returns the same standing. ``confidence`` (0 to 1) is how sure the agent
+        is of its result: it closes every budget whose ``confidence_threshold`` it reaches,
+        for the rest of that counter's window (further calls raise ConfidenceReached)."""
         from .governor import check_tokens
+
+        if confidence is not None and (
+            isinstance(confidence, bool)
+            or not isinstance(confidence, int | float)
+            or not 0.0 <= confidence <= 1.0  # NaN fails this too
+        ):
+            raise InvalidUsage(f"confidence must be a number from 0 to 1, got {confidence!r}")
 
         p = (
             self.prompt_tokens
@@ -142,6 +152,8 @@ class Reservation:
         self._open = False
         if not out.duplicate:
             self.usage = usage
+        if confidence is not None and not out.duplicate:
+            gov._gate(self._targets, float(confidence), self.labels, now)
         counters = out.counters
         if not counters and out.duplicate:  # a repeated commit: read where things stand
             counters = tuple(gov.store.counters([t.key for t in self._targets]))

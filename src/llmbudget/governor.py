@@ -30,6 +30,7 @@ from ._errors import (
     ApprovalDenied,
     ApprovalRequired,
     BudgetExceeded,
+    ConfidenceReached,
     ConfigError,
     InvalidUsage,
     UnknownModel,
@@ -96,7 +97,9 @@ def check_labels(labels: Mapping[str, object]) -> dict[str, str]:
 @dataclass(frozen=True, slots=True)
 class CounterStatus:
     """One counter in :meth:`Governor.status`: which budget, partition and window, how much is
-    used, reserved and granted, the limit, the level reached and when it resets."""
+    used, reserved and granted, the limit (with approvals and pool transfers), the level
+    reached, when it resets, what it borrowed from or lent to its pool, and whether a
+    confidence gate closed it."""
 
     budget: str
     key: str
@@ -110,6 +113,9 @@ class CounterStatus:
     level: str
     action: str
     resets_at: datetime | None
+    borrowed: int = 0
+    lent: int = 0
+    closed: bool = False
 
     @property
     def percent(self) -> float:
@@ -180,6 +186,17 @@ class Governor:
         self._prices: dict[str, Any] = {}
         self._estimates: dict[tuple[str, str], tuple[float, int]] = {}
         self._planner = Planner(self.policy, self.tz)
+        needs = [
+            b.name
+            for b in self.policy.budgets
+            if b.pool is not None or b.confidence_threshold is not None
+        ]
+        if needs and not _supports_pools(self.store):
+            raise ConfigError(
+                f"{self.policy.source}: budgets {', '.join(needs)} use pools or confidence "
+                f"gates, which the {type(self.store).__name__} store ({self.store.url}) does "
+                "not implement yet; use the memory or SQLite store for this policy"
+            )
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:16]
 
@@ -278,6 +295,15 @@ class Governor:
             "decision": decision,
         }
         where = f"budget {c.budget.name!r} ({c.window.id})"
+        if c.budget.confidence_threshold is not None and self._closed(c.key):
+            part = ",".join(f"{k}={v}" for k, v in c.partition) or "all calls"
+            raise ConfidenceReached(
+                f"{where} is closed for {part}: a result at or above its confidence "
+                f"threshold ({c.budget.confidence_threshold}) was already committed, so no "
+                "more tokens are spent on it",
+                suggestion="Use the confident result; a new run (or window) starts open",
+                **fields,
+            )
         if c.action is Action.APPROVE:
             approval = self.store.request_approval(
                 Approval(
@@ -323,6 +349,36 @@ class Governor:
             suggestion=self._suggest(c),
             **fields,
         )
+
+    def _closed(self, key: str) -> bool:
+        found = self.store.counters([key])
+        return bool(found and found[0].closed)
+
+    def _gate(
+        self, targets: Sequence[Target], confidence: float, labels: Mapping[str, str], now: float
+    ) -> None:
+        """Close every counter whose budget's confidence threshold ``confidence`` reaches."""
+        keys = [
+            t.key
+            for t in targets
+            if t.budget.confidence_threshold is not None
+            and confidence >= t.budget.confidence_threshold
+        ]
+        if not keys:
+            return
+        for key in self.store.close_counters(keys):
+            t = next(t for t in targets if t.key == key)
+            self.emit(
+                AuditEvent(
+                    now,
+                    "confidence_gate",
+                    t.budget.name,
+                    key,
+                    f"confidence_gate: {t.budget.name} closed at confidence {confidence:g} "
+                    f"(threshold {t.budget.confidence_threshold:g})",
+                    {"confidence": confidence, "labels": dict(labels)},
+                )
+            )
 
     def _suggest(self, c: BudgetCheck, denied: bool = False) -> str:
         i = self.policy.budgets.index(c.budget)
@@ -395,6 +451,22 @@ class Governor:
             now.timestamp(),
         )
         requested = [c.amount for c in chs]
+        for tr in out.transfers:
+            self.emit(
+                AuditEvent(
+                    now.timestamp(),
+                    "transfer",
+                    tr.to_budget,
+                    tr.to,
+                    f"transfer: {tr.amount:,} from {tr.donor_budget} to {tr.to_budget}",
+                    {
+                        "donor": tr.donor,
+                        "donor_budget": tr.donor_budget,
+                        "amount": tr.amount,
+                        "labels": dict(lab),
+                    },
+                )
+            )
         if out.ok and quiet(tgts, out.counters):  # nothing to announce: decide lazily
             states = out.counters
             return Reservation(
@@ -503,7 +575,7 @@ class Governor:
             if rule is None:
                 continue  # a budget no longer in the policy
             b = rule.budget
-            idx = rule.level(c.used + c.reserved, c.granted)
+            idx = rule.level(c.used + c.reserved, c.headroom)
             lv = b.levels[idx - 1] if idx else None
             resets = (
                 datetime.fromtimestamp(c.window_end, self.tz) if c.window_end is not None else None
@@ -518,10 +590,13 @@ class Governor:
                     c.used,
                     c.reserved,
                     c.granted,
-                    b.limit + c.granted,
+                    b.limit + c.headroom,
                     (lv.name or lv.action.value) if lv else "normal",
                     lv.action.value if lv else "continue",
                     resets,
+                    c.borrowed,
+                    c.lent,
+                    c.closed,
                 )
             )
         return out
@@ -715,6 +790,14 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no user entry (containers)
         return f"uid:{os.getuid()}"
+
+
+def _supports_pools(store: Store) -> bool:
+    inner = getattr(store, "inner", None)
+    return bool(
+        getattr(store, "supports_pools", False)
+        or (isinstance(inner, Store) and inner.supports_pools)
+    )
 
 
 def _default_url() -> str:

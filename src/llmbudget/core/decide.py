@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from urllib.parse import quote
 
-from .ledger import Charge, CounterState
+from .ledger import Charge, CounterState, Donor
 from .policy import Action, Budget, Level, Mode, Policy, Unit
 from .windows import Window, WindowSpan, span_for
 
@@ -98,6 +98,7 @@ class Target:
     partition: tuple[tuple[str, str], ...]
     span: WindowSpan
     rule: Rule | None = None
+    donors: tuple[Donor, ...] = ()
 
 
 def counter_key(budget: Budget, partition: tuple[tuple[str, str], ...], span: WindowSpan) -> str:
@@ -120,6 +121,9 @@ def targets(policy: Policy, labels: Mapping[str, str], now: datetime, tz: tzinfo
     return out
 
 
+_Plan = tuple["Rule", tuple[tuple[str, str], ...], str, tuple[tuple["Rule", str], ...]]
+
+
 class Planner:
     """:func:`targets` with memory: compiles the policy once, remembers which budgets and
     partitions a label set lands on, and reuses each window until it ends. Pure (no I/O);
@@ -130,9 +134,7 @@ class Planner:
         self.tz = tz
         self._rules = [Rule.of(policy, b) for b in policy.budgets]
         self._by_name = {r.budget.name: r for r in self._rules}
-        self._by_labels: dict[
-            tuple[tuple[str, str], ...], list[tuple[Rule, tuple[tuple[str, str], ...], str]]
-        ] = {}
+        self._by_labels: dict[tuple[tuple[str, str], ...], list[_Plan]] = {}
         self._spans: dict[Window, WindowSpan] = {}
         self._max = max_label_sets
 
@@ -160,15 +162,45 @@ class Planner:
             for r in self._rules:
                 if r.budget.applies_to(labels):
                     part = tuple(zip(r.budget.per, r.budget.partition(labels), strict=True))
-                    plan.append((r, part, _key_prefix(r.budget, part)))
+                    plan.append((r, part, _key_prefix(r.budget, part), self._donors(r, part)))
             if len(self._by_labels) >= self._max:
                 self._by_labels.clear()
             self._by_labels[key] = plan
         out = []
-        for r, part, prefix in plan:
+        for r, part, prefix, donors in plan:
             sp = self.span(r.budget.window, now)
-            out.append(Target(r.budget, prefix + sp.id, part, sp, r))
+            ds: tuple[Donor, ...] = ()
+            if donors:
+                end = sp.end.timestamp() if sp.end else None
+                ds = tuple(
+                    Donor(
+                        dp + sp.id,
+                        d.budget.name,
+                        d.cap or 0,
+                        d.budget.min_reserve,
+                        d.budget.priority,
+                        sp.id,
+                        end,
+                        part,
+                    )
+                    for d, dp in donors
+                )
+            out.append(Target(r.budget, prefix + sp.id, part, sp, r, ds))
         return out
+
+    def _donors(self, r: Rule, part: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, str], ...]:
+        """The pool members ``r`` may borrow from: same pool, enforced, never more important
+        (a donor's priority is at most the borrower's), with the same partition labels."""
+        if r.budget.pool is None or r.cap is None:
+            return ()
+        return tuple(
+            (d, _key_prefix(d.budget, part))
+            for d in self._rules
+            if d.budget.pool == r.budget.pool
+            and d is not r
+            and d.cap is not None
+            and d.budget.priority <= r.budget.priority
+        )
 
 
 def charges(
@@ -181,7 +213,16 @@ def charges(
         cap = rule.cap if enforce else None
         end = t.span.end.timestamp() if t.span.end else None
         out.append(
-            Charge(t.key, t.budget.name, amounts.of(t.budget), cap, t.span.id, end, t.partition)
+            Charge(
+                t.key,
+                t.budget.name,
+                amounts.of(t.budget),
+                cap,
+                t.span.id,
+                end,
+                t.partition,
+                t.donors if cap is not None else (),
+            )
         )
     return out
 
@@ -190,7 +231,8 @@ def charges(
 class BudgetCheck:
     """How one budget stands for one call.
 
-    ``used``/``reserved``/``granted`` are the counter's state (after the step when granted;
+    ``used``/``reserved``/``granted`` are the counter's state (``granted``: its headroom —
+    approvals plus borrowed minus lent; after the step when granted;
     as found when refused); ``requested`` is this call's amount; ``projected`` is
     used + reserved (+ requested when refused, since it was not applied). ``level`` is the
     highest level passed by ``projected`` (``None``: below every level), ``action`` its action
@@ -216,7 +258,7 @@ class BudgetCheck:
 
     @property
     def limit(self) -> int:
-        """The budget's limit plus what a person granted for this window."""
+        """The budget's limit plus this window's headroom (approvals, pool transfers)."""
         return self.budget.limit + self.granted
 
     @property
@@ -275,7 +317,7 @@ def quiet(tgts: Sequence[Target], states: Sequence[CounterState | None]) -> bool
         if (
             st is None
             or t.rule is None
-            or t.rule.level(st.used + st.reserved, st.granted) > st.level
+            or t.rule.level(st.used + st.reserved, st.headroom) > st.level
         ):
             return False
     return True
@@ -300,7 +342,7 @@ def evaluate(
         rule = t.rule or Rule.of(policy, t.budget)
         used = st.used if st else 0
         reserved = st.reserved if st else 0
-        granted = st.granted if st else 0
+        granted = st.headroom if st else 0
         projected = used + reserved + (0 if applied else amount)
         idx = rule.level(projected, granted)
         lv = t.budget.levels[idx - 1] if idx else None
