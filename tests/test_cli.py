@@ -274,3 +274,30 @@ def test_calibration_reads_estimates_and_actuals_from_the_ledger(
         ("gpt-4o-mini", "chat", 30)
     ]
     assert rows[0]["under_share"] == 0.0
+
+
+def test_status_shows_pool_transfers_and_closed_gates(tmp_path: Path) -> None:
+    from llmbudget import Governor
+
+    p = tmp_path / "team.yaml"
+    p.write_text(
+        "budgets:\n"
+        "  - {name: researcher, match: {agent: researcher}, limit: 400, pool: team,"
+        " priority: 3, confidence_threshold: 0.9}\n"
+        "  - {name: critic, match: {agent: critic}, limit: 200, pool: team, priority: 1}\n"
+    )
+    gov = Governor(p, f"sqlite:///{tmp_path}/ledger.db")
+    gov.reserve(agent="researcher", prompt_tokens=450, max_completion_tokens=0).commit(
+        confidence=0.95
+    )
+    gov.close()
+    st = {
+        c["budget"]: c
+        for c in json.loads(cli(tmp_path, "status", "--json", policy=p).stdout)["counters"]
+    }
+    assert (st["researcher"]["borrowed"], st["critic"]["lent"]) == (50, 50)
+    assert st["researcher"]["closed"] is True
+    table = cli(tmp_path, "status", policy=p).stdout
+    assert "borrowed 50" in table
+    assert "lent 50" in table
+    assert "closed (confident)" in table

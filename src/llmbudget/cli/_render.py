@@ -55,9 +55,16 @@ def status_table(rows: Sequence[CounterStatus], *, title: str = "Budgets") -> Ta
         pct = r.percent
         part = ",".join(f"{k}={v}" for k, v in r.partition.items())
         name = f"{r.budget} [{part}]" if part else r.budget
-        reserved = f" (+{amount(r.reserved, r.unit)} held)" if r.reserved else ""
+        notes = []
+        if r.reserved:
+            notes.append(f"+{amount(r.reserved, r.unit)} held")
+        if r.borrowed:
+            notes.append(f"borrowed {amount(r.borrowed, r.unit)}")
+        if r.lent:
+            notes.append(f"lent {amount(r.lent, r.unit)}")
+        reserved = f" ({', '.join(notes)})" if notes else ""
         level = Text(
-            r.level,
+            "closed (confident)" if r.closed else r.level,
             style="bold red"
             if r.action in ("block", "approve")
             else "yellow"

@@ -56,6 +56,9 @@ def status(
                             "percent": round(r.percent, 2),
                             "level": r.level,
                             "action": r.action,
+                            "borrowed": r.borrowed,
+                            "lent": r.lent,
+                            "closed": r.closed,
                             "resets_at": r.resets_at.isoformat() if r.resets_at else None,
                         }
                         for r in rows
