@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 
+from .._errors import StoreError
 from ..core.ledger import (
     Approval,
     AuditEvent,
@@ -29,7 +30,6 @@ from ..core.ledger import (
     Usage,
     UsageEvent,
 )
-from .._errors import StoreError
 from ..core.samples import EstimateSample
 
 SCHEMA_VERSION = 1
