@@ -14,7 +14,7 @@ from .policy import Action, Budget, Level, Mode, Policy, Unit
 from .windows import Window, WindowSpan, span_for
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Amounts:
     """Token counts of one call (or one extension), and its USD cost in micro-dollars when a
     price is known (``None`` otherwise; a ``usd`` budget then refuses to guess)."""
@@ -89,7 +89,7 @@ class Rule:
         return idx
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Target:
     """One counter a call lands on: the budget, its partition and its current window."""
 
@@ -227,7 +227,7 @@ def charges(
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BudgetCheck:
     """How one budget stands for one call.
 
@@ -278,7 +278,7 @@ class BudgetCheck:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """The answer to "may this call spend?": ``allowed``, the strongest ``action`` reached
     across every matching budget, each budget's :class:`BudgetCheck`, and ``reason``."""

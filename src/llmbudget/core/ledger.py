@@ -1,5 +1,9 @@
 """The values that cross the store boundary, and the one counting rule every store applies.
 
+These are plain (non-frozen) slotted dataclasses because they are built several times per
+governed call and frozen ones cost about five times as much to create; treat them as
+read-only values all the same — every step builds new ones.
+
 A *counter* is one budget's total for one partition (e.g. ``run=abc``) in one window (e.g.
 ``day:2026-11-26``). Its state is ``used`` (committed), ``reserved`` (in flight) and
 ``granted`` (extra headroom a person approved for this window). A :class:`Charge` asks a store
@@ -10,10 +14,10 @@ one of them :func:`fits`, and then applies all of them — one atomic step.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Donor:
     """A pool member a short counter may borrow headroom from, in the same atomic step.
 
@@ -32,7 +36,7 @@ class Donor:
     partition: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transfer:
     """Headroom moved from a donor counter to a borrowing one (an auditable event)."""
 
@@ -43,7 +47,7 @@ class Transfer:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Charge:
     """``amount`` units against counter ``key`` of budget ``budget``.
 
@@ -63,7 +67,7 @@ class Charge:
     borrow: tuple[Donor, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CounterState:
     """A counter as a store holds it. ``level`` is the highest level index ever announced for
     this counter in its window (so each level is announced once); ``flagged`` marks it for
@@ -92,6 +96,31 @@ class CounterState:
         """What this window adds to (or takes from) the cap: approvals plus borrowed minus
         lent."""
         return self.granted + self.borrowed - self.lent
+
+
+def evolve(
+    st: CounterState,
+    *,
+    used: int | None = None,
+    reserved: int | None = None,
+    borrowed: int | None = None,
+    lent: int | None = None,
+) -> CounterState:
+    """A copy of ``st`` with new counts (a fast ``dataclasses.replace`` for the hot path)."""
+    return CounterState(
+        st.key,
+        st.budget,
+        st.window_id,
+        st.window_end,
+        st.partition,
+        st.used if used is None else used,
+        st.reserved if reserved is None else reserved,
+        st.granted,
+        st.level,
+        st.borrowed if borrowed is None else borrowed,
+        st.lent if lent is None else lent,
+        st.closed,
+    )
 
 
 def fits(state: CounterState | None, amount: int, cap: int | None) -> bool:
@@ -149,7 +178,7 @@ def plan_borrow(
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReserveOutcome:
     """The result of an atomic reserve (or extend).
 
@@ -167,7 +196,7 @@ class ReserveOutcome:
     touched: tuple[CounterState, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
     """What a call actually used, prompt and completion apart (cached and reasoning tokens
     are included in prompt and completion respectively, as providers bill them). ``cost_micros``
@@ -185,7 +214,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReservationMeta:
     """What a store keeps about a reservation besides its charges, so that any process can
     settle it: its labels and the estimate it was made with."""
@@ -195,7 +224,7 @@ class ReservationMeta:
     completion_tokens: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageEvent:
     """One settled call (or recorded usage) as the ledger keeps it.
 
@@ -216,7 +245,7 @@ class UsageEvent:
     settled: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommitOutcome:
     """Counters after a commit/record; ``duplicate`` when the id was already settled (the
     step changed nothing: commits are idempotent)."""
@@ -297,14 +326,14 @@ def apply_reserve(found: Mapping[str, CounterState], charges: Sequence[Charge]) 
         me = st or _blank(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
         for d, amount in plan:
             ds = get(d.key) or _blank(d.key, d.budget, d.window_id, d.window_end, d.partition)
-            work[d.key] = replace(ds, lent=ds.lent + amount)
-            me = replace(me, borrowed=me.borrowed + amount)
+            work[d.key] = evolve(ds, lent=ds.lent + amount)
+            me = evolve(me, borrowed=me.borrowed + amount)
             transfers.append(Transfer(d.key, d.budget, ch.key, ch.budget, amount))
         work[ch.key] = me
     after = []
     for ch in charges:
         st = get(ch.key) or _blank(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
-        st = replace(st, reserved=st.reserved + ch.amount)
+        st = evolve(st, reserved=st.reserved + ch.amount)
         work[ch.key] = st
         after.append(st)
     return ReserveOutcome(True, tuple(after), None, tuple(transfers), tuple(work.values()))

@@ -20,6 +20,7 @@ from ..core.ledger import (
     Usage,
     UsageEvent,
     apply_reserve,
+    evolve,
 )
 from ..core.samples import EstimateSample
 from ._base import Store
@@ -63,7 +64,7 @@ class MemoryStore(Store):
 
     def _add(self, key: str, used: int = 0, reserved: int = 0) -> CounterState:
         st = self._counters[key]
-        st = replace(st, used=st.used + used, reserved=st.reserved + reserved)
+        st = evolve(st, used=st.used + used, reserved=st.reserved + reserved)
         self._counters[key] = st
         return st
 
