@@ -31,11 +31,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
 from .._errors import (
@@ -56,15 +57,343 @@ from ..core.ledger import (
     ReserveOutcome,
     Usage,
     UsageEvent,
-    fits,
 )
 from ..core.samples import EstimateSample
-from ._base import SCHEMA_VERSION, Store
-from .redis import redacted
+from ._base import Store
 
 __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
+
+# -- migration 2: one server-side function per atomic step --------------------------------------
+# Each step is one statement, `SELECT * FROM llmb_<step>(...)`, run in its own (autocommit)
+# transaction: one round trip. Every function returns a header row (o_flag: reserve/extend 0
+# when granted or the 1-based index of the first refused charge; commit/record 1 for a
+# duplicate; the rest 0) followed by counter rows. Locking: counter rows are created in key
+# order and locked `ORDER BY key FOR UPDATE` before the counting rule is applied; expired
+# leases are taken `FOR UPDATE SKIP LOCKED`.
+_COUNTER_OUT = (
+    "o_flag integer, o_key text, o_budget text, o_window_id text, o_window_end float8, "
+    "o_partition text, o_used bigint, o_reserved bigint, o_granted bigint, o_level integer"
+)
+_HEADER = (
+    "SELECT {flag}, NULL::text, NULL::text, NULL::text, NULL::float8, NULL::text, "
+    "NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer"
+)
+# the public step functions take the charges as one JSON array of
+# [key, budget, amount, cap|null, window_id, window_end|null, partition JSON] (one cheap
+# parameter for the client) and unpack them into these arrays first
+_CHARGE_VARS = (
+    "p_keys text[]; p_budgets text[]; p_amounts bigint[]; p_caps bigint[]; "
+    "p_window_ids text[]; p_window_ends float8[]; p_partitions text[];"
+)
+_UNPACK = """
+      SELECT coalesce(array_agg(e->>0 ORDER BY o), '{}'),
+        coalesce(array_agg(e->>1 ORDER BY o), '{}'),
+        coalesce(array_agg((e->>2)::bigint ORDER BY o), '{}'),
+        coalesce(array_agg((e->>3)::bigint ORDER BY o), '{}'),
+        coalesce(array_agg(e->>4 ORDER BY o), '{}'),
+        coalesce(array_agg((e->>5)::float8 ORDER BY o), '{}'),
+        coalesce(array_agg(e->>6 ORDER BY o), '{}')
+      INTO p_keys, p_budgets, p_amounts, p_caps, p_window_ids, p_window_ends, p_partitions
+      FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(e, o);"""
+_CHARGE_ARGS = (
+    "p_keys text[], p_budgets text[], p_amounts bigint[], p_caps bigint[], "
+    "p_window_ids text[], p_window_ends float8[], p_partitions text[]"
+)
+# the counters of some keys in the order given (missing ones skipped)
+_ROWS_OF = (
+    "SELECT 0, c.key, c.budget, c.window_id, c.window_end, c.partition, c.used, c.reserved, "
+    "c.granted, c.level FROM unnest({keys}) WITH ORDINALITY AS t(k, i) "
+    "JOIN counters c ON c.key = t.k ORDER BY t.i"
+)
+# the refused reply body: each charged counter as found (zeros for missing ones)
+_AS_FOUND = (
+    "SELECT 0, t.k, coalesce(c.budget, t.b), coalesce(c.window_id, t.w), "
+    "CASE WHEN c.key IS NULL THEN t.e ELSE c.window_end END, coalesce(c.partition, t.p), "
+    "coalesce(c.used, 0), coalesce(c.reserved, 0), coalesce(c.granted, 0), "
+    "coalesce(c.level, 0) "
+    "FROM unnest(p_keys, p_budgets, p_window_ids, p_window_ends, p_partitions) "
+    "WITH ORDINALITY AS t(k, b, w, e, p, i) LEFT JOIN counters c ON c.key = t.k ORDER BY t.i"
+)
+# update counters by per-key deltas and return the header (flag 0) and the counters after,
+# in the order of {keys}: one statement
+_UPDATE_RETURN = (
+    "WITH u AS (UPDATE counters c SET used = c.used + {used}, reserved = c.reserved + "
+    "{reserved} FROM {deltas} d WHERE c.key = d.k RETURNING c.key, c.budget, c.window_id, "
+    "c.window_end, c.partition, c.used, c.reserved, c.granted, c.level) "
+    "SELECT x.f, x.key, x.budget, x.window_id, x.window_end, x.partition, x.used, "
+    "x.reserved, x.granted, x.level FROM ("
+    "SELECT 0 AS f, NULL::text AS key, NULL::text AS budget, NULL::text AS window_id, "
+    "NULL::float8 AS window_end, NULL::text AS partition, NULL::bigint AS used, "
+    "NULL::bigint AS reserved, NULL::bigint AS granted, NULL::integer AS level, 0::bigint AS o "
+    "UNION ALL SELECT 0, u.*, t.i FROM unnest({keys}) WITH ORDINALITY AS t(k, i) "
+    "JOIN u ON u.key = t.k) x ORDER BY x.o"
+)
+_SUM_BY_KEY = "(SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1)"
+_HELD = (
+    "(SELECT e->>0 AS k, (e->>1)::bigint AS a, o AS i "
+    "FROM jsonb_array_elements({j}) WITH ORDINALITY AS x(e, o))"
+)
+
+MIGRATION_2 = (
+    # create the charged counters that are missing (in key order), lock all of them in key
+    # order, and return the 1-based index of the first charge that does not fit (NULL when
+    # all fit: the counting rule of llmbudget.core.ledger.fits); on refusal the counters this
+    # call created are removed again
+    f"""CREATE FUNCTION llmb_lock_check({_CHARGE_ARGS}) RETURNS integer
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE v_created text[]; v_bad integer;
+    BEGIN
+      WITH ins AS (
+        INSERT INTO counters (key, budget, window_id, window_end, partition)
+        SELECT DISTINCT ON (t.k) t.k, t.b, t.w, t.e, t.p
+        FROM unnest(p_keys, p_budgets, p_window_ids, p_window_ends, p_partitions)
+          WITH ORDINALITY AS t(k, b, w, e, p, i)
+        ORDER BY t.k, t.i
+        ON CONFLICT (key) DO NOTHING RETURNING key)
+      SELECT array_agg(key) INTO v_created FROM ins;
+      PERFORM 1 FROM counters WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE;
+      SELECT min(t.i) INTO v_bad
+      FROM unnest(p_keys, p_amounts, p_caps) WITH ORDINALITY AS t(k, a, c, i)
+      JOIN counters ON counters.key = t.k
+      WHERE t.c IS NOT NULL AND t.a > 0
+        AND counters.used + counters.reserved + t.a > t.c + counters.granted;
+      IF v_bad IS NOT NULL AND v_created IS NOT NULL THEN
+        DELETE FROM counters WHERE key = ANY(v_created);
+      END IF;
+      RETURN v_bad;
+    END $$""",
+    """CREATE FUNCTION llmb_sweep(p_at float8, p_now float8) RETURNS integer
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE v_ids text[];
+    BEGIN
+      SELECT array_agg(id ORDER BY id) INTO v_ids FROM (
+        SELECT id FROM reservations WHERE state = 'active' AND lease_until < p_at
+        ORDER BY id FOR UPDATE SKIP LOCKED) due;
+      IF v_ids IS NULL THEN RETURN 0; END IF;
+      PERFORM 1 FROM counters WHERE key IN (
+        SELECT e->>0 FROM reservations r, jsonb_array_elements(r.charges) e
+        WHERE r.id = ANY(v_ids)) ORDER BY key FOR UPDATE;
+      UPDATE counters c SET used = c.used + d.a, reserved = c.reserved - d.a
+      FROM (SELECT e->>0 AS k, sum((e->>1)::bigint) AS a
+            FROM reservations r, jsonb_array_elements(r.charges) e
+            WHERE r.id = ANY(v_ids) GROUP BY 1) d
+      WHERE c.key = d.k;
+      UPDATE reservations SET state = 'expired' WHERE id = ANY(v_ids);
+      INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
+        reasoning, cost_micros, est_prompt, est_completion, settled)
+      SELECT id, p_now, labels, coalesce(labels->>'model', ''),
+        coalesce(labels->>'operation', ''), est_prompt, est_completion, 0, 0, NULL,
+        est_prompt, est_completion, false
+      FROM reservations WHERE id = ANY(v_ids) ORDER BY id;
+      RETURN array_length(v_ids, 1);
+    END $$""",
+    f"""CREATE FUNCTION llmb_reserve(p_rid text, p_charges jsonb, p_held jsonb,
+      p_labels jsonb, p_est_prompt bigint, p_est_completion bigint, p_lease float8,
+      p_now float8, p_server_clock boolean, p_sweep boolean) RETURNS TABLE({_COUNTER_OUT})
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE
+      v_now float8 := CASE WHEN p_server_clock THEN extract(epoch FROM now())::float8
+                      ELSE p_now END;
+      v_bad integer;
+      v_found integer;
+      v_distinct integer;
+      v_used boolean;
+      {_CHARGE_VARS}
+    BEGIN
+      {_UNPACK}
+      IF p_sweep THEN PERFORM llmb_sweep(v_now, p_now); END IF;
+      SELECT (SELECT count(*) FROM counters WHERE key = ANY(p_keys)),
+        (SELECT count(DISTINCT k) FROM unnest(p_keys) AS k),
+        EXISTS (SELECT 1 FROM events WHERE id = p_rid)
+      INTO v_found, v_distinct, v_used;
+      IF v_used THEN  -- (an id in use by a reservation hits reservations' primary key)
+        RAISE EXCEPTION USING ERRCODE = 'LB001',
+          MESSAGE = format('reservation id %L is already in use', p_rid);
+      END IF;
+      IF v_found = v_distinct THEN
+        -- every counter exists (the common case): lock them in key order, then apply the
+        -- counting rule
+        PERFORM 1 FROM counters WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE;
+        SELECT min(t.i) INTO v_bad
+        FROM unnest(p_keys, p_amounts, p_caps) WITH ORDINALITY AS t(k, a, c, i)
+        JOIN counters ON counters.key = t.k
+        WHERE t.c IS NOT NULL AND t.a > 0
+          AND counters.used + counters.reserved + t.a > t.c + counters.granted;
+      ELSE
+        v_bad := llmb_lock_check(p_keys, p_budgets, p_amounts, p_caps, p_window_ids,
+          p_window_ends, p_partitions);
+      END IF;
+      IF v_bad IS NOT NULL THEN
+        RETURN QUERY {_HEADER.format(flag="v_bad")};
+        RETURN QUERY {_AS_FOUND};
+        RETURN;
+      END IF;
+      INSERT INTO reservations (id, state, charges, labels, est_prompt, est_completion,
+        lease_until, created)
+      VALUES (p_rid, 'active', p_held, p_labels, p_est_prompt, p_est_completion,
+        v_now + p_lease, p_now);
+      RETURN QUERY {
+        _UPDATE_RETURN.format(
+            used="0",
+            reserved="d.a",
+            deltas=_SUM_BY_KEY,
+            keys="p_keys",
+        )
+    };
+    END $$""",
+    f"""CREATE FUNCTION llmb_extend(p_rid text, p_charges jsonb, p_lease float8, p_now float8,
+      p_server_clock boolean) RETURNS TABLE({_COUNTER_OUT})
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE
+      v_now float8 := CASE WHEN p_server_clock THEN extract(epoch FROM now())::float8
+                      ELSE p_now END;
+      r record;
+      v_bad integer;
+      {_CHARGE_VARS}
+    BEGIN
+      {_UNPACK}
+      SELECT state, charges INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'LB002', MESSAGE = format(
+          'cannot extend reservation %L: it is %s', p_rid,
+          CASE WHEN EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN 'committed'
+          ELSE 'unknown' END);
+      END IF;
+      IF r.state <> 'active' THEN
+        RAISE EXCEPTION USING ERRCODE = 'LB002',
+          MESSAGE = format('cannot extend reservation %L: it is %s', p_rid, r.state);
+      END IF;
+      v_bad := llmb_lock_check(p_keys, p_budgets, p_amounts, p_caps, p_window_ids,
+        p_window_ends, p_partitions);
+      IF v_bad IS NOT NULL THEN
+        RETURN QUERY {_HEADER.format(flag="v_bad")};
+        RETURN QUERY {_AS_FOUND};
+        RETURN;
+      END IF;
+      UPDATE counters c SET reserved = c.reserved + d.a
+      FROM (SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1) d
+      WHERE c.key = d.k;
+      UPDATE reservations SET lease_until = v_now + p_lease, charges = (
+        SELECT jsonb_agg(jsonb_build_array(g.k, g.a) ORDER BY g.i) FROM (
+          SELECT u.k, sum(u.a) AS a, min(u.i) AS i FROM (
+            SELECT * FROM {_HELD.format(j="r.charges")} h
+            UNION ALL
+            SELECT t.k, t.a, 1000000000 + t.i
+            FROM unnest(p_keys, p_amounts) WITH ORDINALITY AS t(k, a, i)) u
+          GROUP BY 1) g)
+      WHERE id = p_rid;
+      RETURN QUERY {_HEADER.format(flag=0)};
+      RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
+    END $$""",
+    f"""CREATE FUNCTION llmb_commit(p_rid text, p_keys text[], p_amounts bigint[],
+      p_prompt bigint, p_completion bigint, p_cached bigint, p_reasoning bigint,
+      p_cost bigint, p_now float8) RETURNS TABLE({_COUNTER_OUT})
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE r record; v_expired boolean;
+    BEGIN
+      SELECT state, charges, labels, est_prompt, est_completion,
+        ARRAY(SELECT e->>0 FROM jsonb_array_elements(charges) WITH ORDINALITY AS x(e, o)
+              ORDER BY o) AS keys
+      INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+      IF NOT FOUND THEN
+        IF EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN
+          RETURN QUERY {_HEADER.format(flag=1)};
+          RETURN;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = 'LB002',
+          MESSAGE = format('cannot commit reservation %L: unknown id', p_rid);
+      END IF;
+      IF r.state = 'released' THEN
+        RAISE EXCEPTION USING ERRCODE = 'LB002',
+          MESSAGE = format('cannot commit reservation %L: it was released', p_rid);
+      END IF;
+      IF r.state = 'committed' THEN
+        RETURN QUERY {_HEADER.format(flag=1)};
+        RETURN QUERY {_ROWS_OF.format(keys="r.keys")};
+        RETURN;
+      END IF;
+      v_expired := r.state = 'expired';
+      PERFORM 1 FROM counters WHERE key = ANY(r.keys) ORDER BY key FOR UPDATE;
+      IF v_expired THEN DELETE FROM events WHERE id = p_rid; END IF;
+      WITH ev AS (
+        INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
+          reasoning, cost_micros, est_prompt, est_completion, settled)
+        VALUES (p_rid, p_now, r.labels, coalesce(r.labels->>'model', ''),
+          coalesce(r.labels->>'operation', ''), p_prompt, p_completion, p_cached,
+          p_reasoning, p_cost, r.est_prompt, r.est_completion, true))
+      UPDATE reservations SET state = 'committed' WHERE id = p_rid;
+      RETURN QUERY {
+        _UPDATE_RETURN.format(
+            used="d.u",
+            reserved="d.r",
+            deltas="(SELECT h.k, coalesce(a.a, 0) - CASE WHEN v_expired THEN h.a ELSE 0 END AS u, "
+            "CASE WHEN v_expired THEN 0 ELSE -h.a END AS r FROM "
+            + _HELD.format(j="r.charges")
+            + " h LEFT JOIN unnest(p_keys, p_amounts) AS a(k, a) ON a.k = h.k)",
+            keys="r.keys",
+        )
+    };
+    END $$""",
+    f"""CREATE FUNCTION llmb_release(p_rid text) RETURNS TABLE({_COUNTER_OUT})
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE r record; v_keys text[];
+    BEGIN
+      SELECT state, charges INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+      IF NOT FOUND THEN
+        IF EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN
+          RETURN QUERY {_HEADER.format(flag=0)};
+          RETURN;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = 'LB002',
+          MESSAGE = format('cannot release reservation %L: unknown id', p_rid);
+      END IF;
+      SELECT array_agg(h.k ORDER BY h.i) INTO v_keys FROM {_HELD.format(j="r.charges")} h;
+      IF r.state = 'active' THEN
+        PERFORM 1 FROM counters WHERE key = ANY(v_keys) ORDER BY key FOR UPDATE;
+        UPDATE counters c SET reserved = c.reserved - h.a
+        FROM {_HELD.format(j="r.charges")} h WHERE c.key = h.k;
+        UPDATE reservations SET state = 'released' WHERE id = p_rid;
+      END IF;
+      RETURN QUERY {_HEADER.format(flag=0)};
+      RETURN QUERY {_ROWS_OF.format(keys="v_keys")};
+    END $$""",
+    f"""CREATE FUNCTION llmb_record(p_id text, p_charges jsonb, p_labels jsonb,
+      p_prompt bigint, p_completion bigint, p_cached bigint, p_reasoning bigint,
+      p_cost bigint, p_now float8) RETURNS TABLE({_COUNTER_OUT})
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE {_CHARGE_VARS}
+    BEGIN
+      {_UNPACK}
+      INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
+        reasoning, cost_micros, est_prompt, est_completion, settled)
+      VALUES (p_id, p_now, p_labels, coalesce(p_labels->>'model', ''),
+        coalesce(p_labels->>'operation', ''), p_prompt, p_completion, p_cached, p_reasoning,
+        p_cost, NULL, NULL, true)
+      ON CONFLICT (id) DO NOTHING;
+      IF NOT FOUND THEN
+        RETURN QUERY {_HEADER.format(flag=1)};
+        RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
+        RETURN;
+      END IF;
+      PERFORM llmb_lock_check(p_keys, p_budgets, p_amounts,
+        array_fill(NULL::bigint, ARRAY[cardinality(p_keys)]), p_window_ids, p_window_ends,
+        p_partitions);
+      UPDATE counters c SET used = c.used + d.a
+      FROM (SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1) d
+      WHERE c.key = d.k;
+      RETURN QUERY {_HEADER.format(flag=0)};
+      RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
+    END $$""",
+)
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -99,8 +428,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             note TEXT NOT NULL)""",
         "CREATE INDEX approvals_key ON approvals (key, state)",
     ),
+    2: MIGRATION_2,
 }
-assert max(MIGRATIONS) == SCHEMA_VERSION
+SCHEMA_VERSION = max(MIGRATIONS)  # this store's own schema (each store versions its own)
+SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps a reserve makes (sweep() forces one)
 
 _COLS = "key, budget, window_id, window_end, partition, used, reserved, granted, level"
 _OPTIONS = ("schema", "clock", "pool_max", "pool_timeout")
@@ -112,11 +443,18 @@ _APPROVAL_COLS = (
     "id, key, budget, window_id, requested, state, created_at, labels, granted, "
     "resolved_at, resolved_by, note"
 )
-_INSERT_EVENT = (
-    "INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached, "
-    "reasoning, cost_micros, est_prompt, est_completion, settled) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (safe to print)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
 
 
 def _options(url: str) -> tuple[str, str, str, int]:
@@ -150,39 +488,72 @@ def _options(url: str) -> tuple[str, str, str, int]:
         pool_max = int(ours.get("pool_max", "10"))
     except ValueError as e:
         raise ConfigError(f"ledger URL {shown!r}: pool_max must be a whole number") from e
-    return urlunsplit(parts._replace(query=urlencode(theirs))), schema, clock, pool_max
+    return (
+        urlunsplit(parts._replace(query=urlencode(theirs, quote_via=quote))),
+        schema,
+        clock,
+        pool_max,
+    )
 
 
 def _counter(r: Sequence[Any]) -> CounterState:
-    part = tuple((str(k), str(v)) for k, v in json.loads(r[4]))
-    return CounterState(r[0], r[1], r[2], r[3], part, r[5], r[6], r[7], r[8])
+    """A counter from a row: (key, budget, window_id, window_end, partition, used, reserved,
+    granted, level), or the same after a leading flag column (the step functions' rows)."""
+    if len(r) == 10:
+        r = r[1:]
+    return CounterState(r[0], r[1], r[2], r[3], _partition(r[4]), r[5], r[6], r[7], r[8])
 
 
 def _approval(r: Sequence[Any]) -> Approval:
     return Approval(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7]), r[8], r[9], r[10], r[11])
 
 
-def _event_row(ev: UsageEvent) -> tuple[object, ...]:
-    return (
-        ev.id,
-        ev.at,
-        Jsonb(ev.labels),
-        ev.labels.get("model", ""),
-        ev.labels.get("operation", ""),
-        ev.prompt_tokens,
-        ev.completion_tokens,
-        ev.cached_tokens,
-        ev.reasoning_tokens,
-        ev.cost_micros,
-        ev.estimated_prompt,
-        ev.estimated_completion,
-        ev.settled,
+_PARTS: dict[tuple[tuple[str, str], ...], str] = {}
+_PARSED: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def _partition_json(p: tuple[tuple[str, str], ...]) -> str:
+    s = _PARTS.get(p)
+    if s is None:
+        s = json.dumps([list(x) for x in p])
+        if len(_PARTS) < 4096:
+            _PARTS[p] = s
+    return s
+
+
+def _partition(s: str) -> tuple[tuple[str, str], ...]:
+    p = _PARSED.get(s)
+    if p is None:
+        p = tuple((str(k), str(v)) for k, v in json.loads(s))
+        if len(_PARSED) < 4096:
+            _PARSED[s] = p
+    return p
+
+
+def _held_json(charges: Sequence[Charge]) -> str:
+    """What a reservation holds: ``[[key, amount], ...]``, one entry per distinct key."""
+    held: dict[str, int] = {}
+    for c in charges:
+        held[c.key] = held.get(c.key, 0) + int(c.amount)
+    return json.dumps(list(held.items()))
+
+
+def _charges_json(charges: Sequence[Charge]) -> str:
+    """The charges as the step functions take them (see ``_UNPACK``)."""
+    return json.dumps(
+        [
+            [
+                c.key,
+                c.budget,
+                int(c.amount),
+                c.cap,
+                c.window_id,
+                c.window_end,
+                _partition_json(c.partition),
+            ]
+            for c in charges
+        ]
     )
-
-
-class _Refused(Exception):
-    def __init__(self, outcome: ReserveOutcome) -> None:
-        self.outcome = outcome
 
 
 class PostgresStore(Store):
@@ -204,6 +575,7 @@ class PostgresStore(Store):
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pid = 0
         self._closed = False
+        self._next_sweep = 0.0
         # a direct first connection, for a precise error (the pool only says "timeout")
         with self._errors("connect"):
             try:
@@ -228,12 +600,24 @@ class PostgresStore(Store):
                     min_size=1,
                     max_size=self.pool_max,
                     timeout=self.pool_timeout,
-                    kwargs={"options": f"-c search_path={self.schema}", "connect_timeout": 5},
+                    kwargs={
+                        "options": self._libpq_options(),
+                        "connect_timeout": 5,
+                        # one statement per step: its own transaction (multi-statement
+                        # steps open one explicitly)
+                        "autocommit": True,
+                    },
                     open=True,
                     name=f"llmbudget-{self.schema}",
                 )
                 self._pid = os.getpid()
             return self._pool
+
+    def _libpq_options(self) -> str:
+        """The URL's own libpq ``options`` (e.g. ``-c synchronous_commit=off``) plus the
+        ledger's ``search_path``."""
+        theirs = str(conninfo_to_dict(self._driver_url).get("options") or "")
+        return (theirs + " " if theirs else "") + f"-c search_path={self.schema}"
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -324,119 +708,41 @@ class PostgresStore(Store):
                 self._pool.close()
             self._pool = None
 
-    # -- helpers inside a transaction --------------------------------------------------------
-    def _now_sql(self, now: float) -> tuple[str, list[Any]]:
-        if self.clock == "server":
-            return "extract(epoch from now())::float8", []
-        return "%s::float8", [now]
+    # -- one round trip per step ---------------------------------------------------------
+    def _call(
+        self, doing: str, sql: str, args: Sequence[Any]
+    ) -> tuple[int, tuple[CounterState, ...]]:
+        """Run one ``SELECT * FROM llmb_<step>(...)`` (its own transaction: the connection is
+        in autocommit) and return ``(flag, counters)``; retry it whole if PostgreSQL broke a
+        deadlock (the step was rolled back)."""
+        for attempt in range(5):
+            try:
+                with self._errors(doing), self._get_pool().connection() as conn:
+                    try:
+                        rows = conn.execute(sql, args).fetchall()
+                    except psycopg.Error as e:
+                        if e.sqlstate in ("LB001", "LB002"):
+                            raise ReservationError(e.diag.message_primary or str(e)) from None
+                        if e.sqlstate == "23505" and e.diag.constraint_name == "reservations_pkey":
+                            raise ReservationError(
+                                f"reservation id {args[0]!r} is already in use"
+                            ) from None
+                        raise
+            except StoreUnavailable as e:
+                cause = str(e)
+                if attempt < 4 and ("deadlock detected" in cause or "could not serialize" in cause):
+                    continue
+                raise
+            return int(rows[0][0]), tuple(_counter(r) for r in rows[1:])
+        raise AssertionError("unreachable")
 
-    @staticmethod
-    def _lock_counters(
-        cur: psycopg.Cursor[Any],
-        charges: Sequence[Charge],
-    ) -> tuple[dict[str, CounterState], list[str]]:
-        """Create missing counters and lock every one in key order; return them as found
-        and the keys that were created."""
-        first: dict[str, Charge] = {}
-        for c in charges:
-            first.setdefault(c.key, c)
-        keys = sorted(first)
-        if not keys:
-            return {}, []
-        created = [
-            r[0]
-            for r in cur.execute(
-                "INSERT INTO counters (key, budget, window_id, window_end, partition) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], "
-                "%s::text[]) ORDER BY 1 ON CONFLICT (key) DO NOTHING RETURNING key",
-                (
-                    list(keys),
-                    [first[k].budget for k in keys],
-                    [first[k].window_id for k in keys],
-                    [first[k].window_end for k in keys],
-                    [json.dumps([list(p) for p in first[k].partition]) for k in keys],
-                ),
-            ).fetchall()
-        ]
-        rows = cur.execute(
-            f"SELECT {_COLS} FROM counters WHERE key = ANY(%s) ORDER BY key FOR UPDATE", (keys,)
-        ).fetchall()
-        return {r[0]: _counter(r) for r in rows}, created
-
-    @staticmethod
-    def _add(
-        cur: psycopg.Cursor[Any],
-        used: Mapping[str, int],
-        reserved: Mapping[str, int],
-    ) -> dict[str, CounterState]:
-        keys = sorted(set(used) | set(reserved))
-        if not keys:
-            return {}
-        rows = cur.execute(
-            "UPDATE counters c SET used = c.used + d.u, reserved = c.reserved + d.r "
-            "FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS d(key, u, r) "
-            f"WHERE c.key = d.key RETURNING {', '.join('c.' + x for x in _COLS.split(', '))}",
-            (keys, [used.get(k, 0) for k in keys], [reserved.get(k, 0) for k in keys]),
-        ).fetchall()
-        return {r[0]: _counter(r) for r in rows}
-
-    def _sweep(self, cur: psycopg.Cursor[Any], now: float) -> int:
-        expr, args = self._now_sql(now)
-        rows = cur.execute(
-            "SELECT id, charges, labels, est_prompt, est_completion FROM reservations "
-            f"WHERE state = 'active' AND lease_until < {expr} ORDER BY id "
-            "FOR UPDATE SKIP LOCKED",
-            args,
-        ).fetchall()
-        if not rows:
-            return 0
-        delta: dict[str, int] = {}
-        for r in rows:
-            for key, amt in r[1]:
-                delta[key] = delta.get(key, 0) + amt
-        cur.execute(
-            "SELECT 1 FROM counters WHERE key = ANY(%s) ORDER BY key FOR UPDATE", (sorted(delta),)
-        )
-        self._add(cur, delta, {k: -v for k, v in delta.items()})
-        cur.execute(
-            "UPDATE reservations SET state = 'expired' WHERE id = ANY(%s)", ([r[0] for r in rows],)
-        )
-        cur.executemany(
-            _INSERT_EVENT,
-            [
-                _event_row(
-                    UsageEvent(
-                        r[0],
-                        now,
-                        dict(r[2]),
-                        r[3],
-                        r[4],
-                        estimated_prompt=r[3],
-                        estimated_completion=r[4],
-                        settled=False,
-                    )
-                )
-                for r in rows
-            ],
-        )
-        return len(rows)
-
-    def _try(self, cur: psycopg.Cursor[Any], charges: Sequence[Charge]) -> ReserveOutcome:
-        found, created = self._lock_counters(cur, charges)
-        for c in charges:
-            if not fits(found.get(c.key), c.amount, c.cap):
-                if created:
-                    cur.execute("DELETE FROM counters WHERE key = ANY(%s)", (created,))
-                return ReserveOutcome(False, tuple(found[x.key] for x in charges), c.key)
-        delta: dict[str, int] = {}
-        for c in charges:
-            delta[c.key] = delta.get(c.key, 0) + c.amount
-        after = self._add(cur, {}, delta)
-        return ReserveOutcome(True, tuple(after[c.key] for c in charges))
-
-    @staticmethod
-    def _settled_id(cur: psycopg.Cursor[Any], eid: str) -> bool:
-        return cur.execute("SELECT 1 FROM events WHERE id = %s", (eid,)).fetchone() is not None
+    def _sweep_due(self, now: float) -> bool:
+        """Whether this reserve also settles expired leases (at most once a second per store:
+        :meth:`sweep` forces one)."""
+        if now >= self._next_sweep or now < self._next_sweep - 2 * SWEEP_INTERVAL:
+            self._next_sweep = now + SWEEP_INTERVAL
+            return True
+        return False
 
     # -- the atomic steps -------------------------------------------------------------------
     def reserve(
@@ -447,148 +753,60 @@ class PostgresStore(Store):
         lease_until: float,
         now: float,
     ) -> ReserveOutcome:
-        def step(cur: psycopg.Cursor[Any]) -> ReserveOutcome:
-            self._sweep(cur, now)
-            if cur.execute(
-                "SELECT 1 FROM reservations WHERE id = %s", (rid,)
-            ).fetchone() or self._settled_id(cur, rid):
-                raise ReservationError(f"reservation id {rid!r} is already in use")
-            out = self._try(cur, charges)
-            if out.ok:
-                held: dict[str, int] = {}
-                for c in charges:
-                    held[c.key] = held.get(c.key, 0) + c.amount
-                expr, args = self._now_sql(now)
-                cur.execute(
-                    "INSERT INTO reservations (id, state, charges, labels, est_prompt, "
-                    f"est_completion, lease_until, created) VALUES (%s, 'active', %s, %s, %s, "
-                    f"%s, {expr} + %s, %s)",
-                    [
-                        rid,
-                        Jsonb([[k, v] for k, v in held.items()]),
-                        Jsonb(dict(meta.labels)),
-                        meta.prompt_tokens,
-                        meta.completion_tokens,
-                        *args,
-                        lease_until - now,
-                        now,
-                    ],
-                )
-            return out
-
-        return self._step("reserve", step)
+        flag, counters = self._call(
+            "reserve",
+            "SELECT * FROM llmb_reserve(%s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                rid,
+                _charges_json(charges),
+                _held_json(charges),
+                Jsonb(dict(meta.labels)),
+                meta.prompt_tokens,
+                meta.completion_tokens,
+                lease_until - now,
+                now,
+                self.clock == "server",
+                self._sweep_due(now),
+            ),
+        )
+        if flag:
+            return ReserveOutcome(False, counters, charges[flag - 1].key)
+        return ReserveOutcome(True, counters)
 
     def extend(
         self, rid: str, charges: Sequence[Charge], lease_until: float, now: float
     ) -> ReserveOutcome:
-        def step(cur: psycopg.Cursor[Any]) -> ReserveOutcome:
-            row = cur.execute(
-                "SELECT state, charges FROM reservations WHERE id = %s FOR UPDATE", (rid,)
-            ).fetchone()
-            if row is None or row[0] != "active":
-                state = (
-                    row[0] if row else ("committed" if self._settled_id(cur, rid) else "unknown")
-                )
-                raise ReservationError(f"cannot extend reservation {rid!r}: it is {state}")
-            out = self._try(cur, charges)
-            if out.ok:
-                held = dict(row[1])
-                for c in charges:
-                    held[c.key] = held.get(c.key, 0) + c.amount
-                expr, args = self._now_sql(now)
-                cur.execute(
-                    f"UPDATE reservations SET charges = %s, lease_until = {expr} + %s "
-                    "WHERE id = %s",
-                    [Jsonb([[k, v] for k, v in held.items()]), *args, lease_until - now, rid],
-                )
-            return out
-
-        return self._step("extend a reservation", step)
+        flag, counters = self._call(
+            "extend a reservation",
+            "SELECT * FROM llmb_extend(%s, %s::jsonb, %s, %s, %s)",
+            (rid, _charges_json(charges), lease_until - now, now, self.clock == "server"),
+        )
+        if flag:
+            return ReserveOutcome(False, counters, charges[flag - 1].key)
+        return ReserveOutcome(True, counters)
 
     def commit(
         self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
     ) -> CommitOutcome:
-        def step(cur: psycopg.Cursor[Any]) -> CommitOutcome:
-            row = cur.execute(
-                "SELECT state, charges, labels, est_prompt, est_completion FROM reservations "
-                "WHERE id = %s FOR UPDATE",
-                (rid,),
-            ).fetchone()
-            if row is None:
-                if self._settled_id(cur, rid):
-                    return CommitOutcome((), duplicate=True)
-                raise ReservationError(f"cannot commit reservation {rid!r}: unknown id")
-            state, held_list, labels, ep, ec = row
-            held = [(str(k), int(v)) for k, v in held_list]
-            if state == "committed":
-                found = {
-                    r[0]: _counter(r)
-                    for r in cur.execute(
-                        f"SELECT {_COLS} FROM counters WHERE key = ANY(%s)", ([k for k, _ in held],)
-                    ).fetchall()
-                }
-                return CommitOutcome(tuple(found[k] for k, _ in held if k in found), True)
-            if state == "released":
-                raise ReservationError(f"cannot commit reservation {rid!r}: it was released")
-            cur.execute(
-                "SELECT 1 FROM counters WHERE key = ANY(%s) ORDER BY key FOR UPDATE",
-                (sorted(k for k, _ in held),),
-            )
-            used = {k: actual.get(k, 0) - (amt if state == "expired" else 0) for k, amt in held}
-            reserved = {k: 0 if state == "expired" else -amt for k, amt in held}
-            after = self._add(cur, used, reserved)
-            if state == "expired":
-                cur.execute("DELETE FROM events WHERE id = %s", (rid,))
-            cur.execute(
-                _INSERT_EVENT,
-                _event_row(
-                    UsageEvent(
-                        rid,
-                        now,
-                        dict(labels),
-                        usage.prompt_tokens,
-                        usage.completion_tokens,
-                        usage.cached_tokens,
-                        usage.reasoning_tokens,
-                        usage.cost_micros,
-                        ep,
-                        ec,
-                        True,
-                    )
-                ),
-            )
-            cur.execute("UPDATE reservations SET state = 'committed' WHERE id = %s", (rid,))
-            return CommitOutcome(tuple(after[k] for k, _ in held if k in after))
-
-        return self._step("commit usage", step)
+        flag, counters = self._call(
+            "commit usage",
+            "SELECT * FROM llmb_commit(%s, %s::text[], %s::bigint[], %s, %s, %s, %s, %s, %s)",
+            (
+                rid,
+                list(actual),
+                [int(v) for v in actual.values()],
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens,
+                usage.reasoning_tokens,
+                usage.cost_micros,
+                now,
+            ),
+        )
+        return CommitOutcome(counters, duplicate=flag == 1)
 
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
-        def step(cur: psycopg.Cursor[Any]) -> tuple[CounterState, ...]:
-            row = cur.execute(
-                "SELECT state, charges FROM reservations WHERE id = %s FOR UPDATE", (rid,)
-            ).fetchone()
-            if row is None:
-                if self._settled_id(cur, rid):
-                    return ()
-                raise ReservationError(f"cannot release reservation {rid!r}: unknown id")
-            held = [(str(k), int(v)) for k, v in row[1]]
-            if row[0] == "active":
-                cur.execute(
-                    "SELECT 1 FROM counters WHERE key = ANY(%s) ORDER BY key FOR UPDATE",
-                    (sorted(k for k, _ in held),),
-                )
-                after = self._add(cur, {}, {k: -amt for k, amt in held})
-                cur.execute("UPDATE reservations SET state = 'released' WHERE id = %s", (rid,))
-            else:
-                after = {
-                    r[0]: _counter(r)
-                    for r in cur.execute(
-                        f"SELECT {_COLS} FROM counters WHERE key = ANY(%s)", ([k for k, _ in held],)
-                    ).fetchall()
-                }
-            return tuple(after[k] for k, _ in held if k in after)
-
-        return self._step("release a reservation", step)
+        return self._call("release a reservation", "SELECT * FROM llmb_release(%s)", (rid,))[1]
 
     def record(
         self,
@@ -598,40 +816,30 @@ class PostgresStore(Store):
         usage: Usage,
         now: float,
     ) -> CommitOutcome:
-        def step(cur: psycopg.Cursor[Any]) -> CommitOutcome:
-            ev = UsageEvent(
+        flag, counters = self._call(
+            "record usage",
+            "SELECT * FROM llmb_record(%s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)",
+            (
                 event_id,
-                now,
-                dict(labels),
+                _charges_json(charges),
+                Jsonb(dict(labels)),
                 usage.prompt_tokens,
                 usage.completion_tokens,
                 usage.cached_tokens,
                 usage.reasoning_tokens,
                 usage.cost_micros,
-            )
-            fresh = cur.execute(
-                _INSERT_EVENT + " ON CONFLICT (id) DO NOTHING RETURNING seq", _event_row(ev)
-            ).fetchone()
-            if fresh is None:
-                found = {
-                    r[0]: _counter(r)
-                    for r in cur.execute(
-                        f"SELECT {_COLS} FROM counters WHERE key = ANY(%s)",
-                        ([c.key for c in charges],),
-                    ).fetchall()
-                }
-                return CommitOutcome(tuple(found[c.key] for c in charges if c.key in found), True)
-            self._lock_counters(cur, charges)
-            delta: dict[str, int] = {}
-            for c in charges:
-                delta[c.key] = delta.get(c.key, 0) + c.amount
-            after = self._add(cur, delta, {})
-            return CommitOutcome(tuple(after[c.key] for c in charges))
-
-        return self._step("record usage", step)
+                now,
+            ),
+        )
+        return CommitOutcome(counters, duplicate=flag == 1)
 
     def sweep(self, now: float) -> int:
-        return self._step("settle expired reservations", lambda cur: self._sweep(cur, now))
+        at = "extract(epoch FROM now())::float8" if self.clock == "server" else "%s::float8"
+        args = (now,) if self.clock == "server" else (now, now)
+        rows = self._read(
+            "settle expired reservations", f"SELECT llmb_sweep({at}, %s::float8)", args
+        )
+        return int(rows[0][0])
 
     # -- reading ------------------------------------------------------------------------------
     def counters(
