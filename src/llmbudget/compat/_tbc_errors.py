@@ -91,7 +91,10 @@ class BudgetExceededError(TBCError, BudgetExceeded):
         if detail:
             message = f"{message[:-1]}: {detail}"
         elif cause is not None:
-            message = f"{message[:-1]}: {cause.args[0] if cause.args else cause}"
+            why = str(cause.args[0]) if cause.args else str(cause)
+            if cause.suggestion and why.endswith(f". {cause.suggestion}"):
+                why = why[: -len(cause.suggestion) - 2]  # policy-file advice: not for agents
+            message = f"{message[:-1]}: {why}"
         fields = _fields(agent_name, requested, available, cause)
         fields["suggestion"] = ""  # already part of the cause's message
         BudgetExceeded.__init__(self, message, **fields)

@@ -342,13 +342,18 @@ class BudgetManager:
         )
 
     def _refused(
-        self, name: str, requested: int, cause: BudgetExceeded, partial: Any = None
+        self,
+        name: str,
+        requested: int,
+        cause: BudgetExceeded,
+        partial: Any = None,
+        held: int = 0,
     ) -> BudgetExceededError:
+        """The tbcontracts error for a refusal; ``held``: tokens this very call holds."""
         if isinstance(cause, ConfidenceReached):
             return self._gate_error(name, cause)
-        return BudgetExceededError(
-            name, requested, self._available(name), cause=cause, partial=partial
-        )
+        available = self._available(name) + held
+        return BudgetExceededError(name, requested, available, cause=cause, partial=partial)
 
     def _labels(self, name: str, note: str, model: str | None) -> dict[str, Any]:
         labels: dict[str, Any] = {"agent": self._ids[name]}
@@ -475,22 +480,24 @@ class BudgetManager:
             try:
                 res.extend(more)
             except BudgetExceeded as e:
+                held = res.prompt_tokens + res.completion_tokens
+                error = self._refused(name, prompt + completion, e, partial=result, held=held)
                 res.commit(prompt_tokens=prompt, completion_tokens=completion)  # spent anyway
-                raise self._refused(name, prompt + completion, e, partial=result) from e
+                raise error from e
         confidence: float | None = None
-        error: Exception | None = None
+        failed: Exception | None = None
         if confidence_fn is not None:
             try:
                 confidence = check_confidence("confidence_fn(result)", confidence_fn(result))
             except Exception as e:
-                error = e
+                failed = e
         res.commit(prompt_tokens=prompt, completion_tokens=completion, confidence=confidence)
-        if error is not None:
-            error.add_note(
+        if failed is not None:
+            failed.add_note(
                 f"llmbudget: agent {name!r}'s call was recorded ({prompt + completion} tokens); "
                 "its confidence gate was not updated"
             )
-            raise error
+            raise failed
         if confidence is not None:
             self.contracts[name].last_confidence = confidence
         return result
