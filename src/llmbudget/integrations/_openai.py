@@ -25,7 +25,12 @@ from ._stream import NOTHING, Piece
 
 
 def _get(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+    if type(obj) is dict:  # the hot path reads SDK model objects: avoid the ABC check
+        return obj.get(name)
+    v = getattr(obj, name, None)
+    if v is None and isinstance(obj, Mapping):
+        return obj.get(name)
+    return v
 
 
 def _given(v: Any) -> bool:
