@@ -389,31 +389,41 @@ class SQLiteStore(Store):
         self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
     ) -> CommitOutcome:
         with self._tx("commit usage") as c:
+            # one statement reads and removes the reservation (a released one is kept: the
+            # error below rolls the delete back)
             row = c.execute(
-                "SELECT state, charges, labels, est_prompt, est_completion FROM reservations "
-                "WHERE id = ?",
+                "DELETE FROM reservations WHERE id = ? "
+                "RETURNING state, charges, labels, est_prompt, est_completion",
                 (rid,),
             ).fetchone()
             if row is None:
-                ev = c.execute("SELECT labels FROM events WHERE id = ?", (rid,)).fetchone()
-                if ev is None:
+                if not self._has_event(c, rid):
                     raise ReservationError(f"cannot commit reservation {rid!r}: unknown id")
                 return CommitOutcome((), duplicate=True)
             state, charges_json, labels_json, ep, ec = row
             if state == "released":
                 raise ReservationError(f"cannot commit reservation {rid!r}: it was released")
             held: dict[str, int] = json.loads(charges_json)
+            after = []
             if state == "expired":  # charged at the estimate already: correct it to actuals
-                c.executemany(
-                    "UPDATE counters SET used = used + ? WHERE key = ?",
-                    [(actual.get(k, 0) - amt, k) for k, amt in held.items()],
-                )
                 c.execute("DELETE FROM events WHERE id = ?", (rid,))
+                for k, amt in held.items():
+                    r = c.execute(
+                        f"UPDATE counters SET used = used + ? WHERE key = ? "
+                        f"RETURNING {_COUNTER_COLS}",
+                        (actual.get(k, 0) - amt, k),
+                    ).fetchone()
+                    if r is not None:
+                        after.append(_counter(r))
             else:
-                c.executemany(
-                    "UPDATE counters SET used = used + ?, reserved = reserved - ? WHERE key = ?",
-                    [(actual.get(k, 0), amt, k) for k, amt in held.items()],
-                )
+                for k, amt in held.items():
+                    r = c.execute(
+                        f"UPDATE counters SET used = used + ?, reserved = reserved - ? "
+                        f"WHERE key = ? RETURNING {_COUNTER_COLS}",
+                        (actual.get(k, 0), amt, k),
+                    ).fetchone()
+                    if r is not None:
+                        after.append(_counter(r))
             c.execute(
                 self._INSERT_EVENT,
                 self._event_row(
@@ -432,9 +442,7 @@ class SQLiteStore(Store):
                     )
                 ),
             )
-            c.execute("DELETE FROM reservations WHERE id = ?", (rid,))
-            after = self._load(c, list(held))
-            return CommitOutcome(tuple(after[k] for k in held if k in after))
+            return CommitOutcome(tuple(after))
 
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
         with self._tx("release a reservation") as c:
