@@ -45,10 +45,11 @@ def _missing(tool: str) -> None:
 
 
 class RedisServer:
-    def __init__(self, dirname: Path) -> None:
+    def __init__(self, dirname: Path, *extra: str) -> None:
         self.exe = shutil.which("redis-server") or _missing("redis-server")
         self.port = _port()
         self.dir = dirname
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
@@ -68,6 +69,7 @@ class RedisServer:
                 "always",
                 "--dir",
                 str(self.dir),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -513,6 +513,7 @@ class RedisStore(Store):
         self._plan = _Plan(url)
         self.url = self._plan.url
         self.prefix = self._plan.prefix
+        own = client is None
         with self._plan.errors("connect"):
             if client is None:
                 try:
@@ -529,12 +530,17 @@ class RedisStore(Store):
             self._lanes = _Lanes(client)
             self._keys = [self._plan.meta]
             try:
-                policy = self._r.config_get("maxmemory-policy").get("maxmemory-policy")
-            except rex.ResponseError:
-                policy = None
-            self._plan.check_policy(policy)
-            self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
-            self._plan.check_meta(self._r.hgetall(self._plan.meta))
+                try:
+                    policy = self._r.config_get("maxmemory-policy").get("maxmemory-policy")
+                except rex.ResponseError:
+                    policy = None
+                self._plan.check_policy(policy)
+                self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
+                self._plan.check_meta(self._r.hgetall(self._plan.meta))
+            except BaseException:
+                if own:
+                    self._r.close()
+                raise
 
     def _run(self, name: str, now: float, *rest: str, doing: str) -> Any:
         with self._plan.errors(doing):
@@ -783,6 +789,7 @@ class AsyncRedisStore:
                     decode_responses=True,
                     socket_connect_timeout=5,
                     socket_timeout=30,
+                    health_check_interval=HEALTH_CHECK,
                 )
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"ledger URL {self.url!r}: {e}") from None
@@ -793,25 +800,45 @@ class AsyncRedisStore:
         cls, url: str = "redis://127.0.0.1:6379/0", *, client: redis.asyncio.Redis | None = None
     ) -> AsyncRedisStore:
         self = cls(url, client=client)
-        with self._plan.errors("connect"):
-            try:
-                policy = (await self._r.config_get("maxmemory-policy")).get("maxmemory-policy")
-            except rex.ResponseError:
-                policy = None
-            self._plan.check_policy(policy)
-            await self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
-            self._plan.check_meta(await self._r.hgetall(self._plan.meta))
+        try:
+            with self._plan.errors("connect"):
+                try:
+                    got = await self._r.config_get("maxmemory-policy")
+                    policy = got.get("maxmemory-policy")
+                except rex.ResponseError:
+                    policy = None
+                self._plan.check_policy(policy)
+                await self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
+                self._plan.check_meta(await self._r.hgetall(self._plan.meta))
+        except BaseException:
+            if client is None:  # ours to close
+                await self._r.aclose()
+            raise
         return self
 
     async def _run(self, name: str, now: float, *rest: str, doing: str) -> Any:
+        """One ``EVALSHA`` on a pooled connection, written and read directly (as the sync
+        store does: no client-side retry of a step that may already have been applied)."""
         src, sha = _SCRIPTS[name]
         keys, argv = [self._plan.meta], self._plan.argv(now, *rest)
         with self._plan.errors(doing):
+            pool = self._r.connection_pool
+            conn = await pool.get_connection()
             try:
-                return await self._r.evalsha(sha, len(keys), *keys, *argv)
-            except rex.NoScriptError:
-                await self._r.script_load(src)
-                return await self._r.evalsha(sha, len(keys), *keys, *argv)
+                await conn.send_packed_command(
+                    conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv)
+                )
+                try:
+                    return await conn.read_response()
+                except rex.NoScriptError:
+                    await conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", src))
+                    await conn.read_response()
+                    await conn.send_packed_command(
+                        conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv)
+                    )
+                    return await conn.read_response()
+            finally:
+                await pool.release(conn)
 
     async def reserve(
         self,
@@ -896,6 +923,21 @@ class AsyncRedisStore:
         raw = await self._run("counters", time.time(), *args, doing="read counters")
         return list(_states(_unpack(raw), 1))
 
+    async def _stream(self, name: str, reverse: bool) -> list[str]:
+        key = self._plan.base + name
+        cursor = "+" if reverse else "-"
+        out: list[str] = []
+        while True:
+            with self._plan.errors("read events"):
+                if reverse:
+                    batch = await self._r.xrevrange(key, cursor, "-", count=1000)
+                else:
+                    batch = await self._r.xrange(key, cursor, "+", count=1000)
+            out.extend(fields["d"] for _, fields in batch)
+            if len(batch) < 1000:
+                return out
+            cursor = "(" + batch[-1][0]
+
     async def events(
         self,
         *,
@@ -903,11 +945,86 @@ class AsyncRedisStore:
         until: float | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> list[UsageEvent]:
-        with self._plan.errors("read events"):
-            rows = await self._r.xrange(self._plan.base + "events", "-", "+")
-        evs = [e for e in (_event(f["d"]) for _, f in rows) if _matches(e, since, until, labels)]
-        evs.sort(key=lambda e: e.at)
+        evs = [
+            e
+            for e in map(_event, await self._stream("events", False))
+            if _matches(e, since, until, labels)
+        ]
+        evs.sort(key=lambda e: e.at)  # stable: stream order within one instant
         return evs
+
+    async def estimate_samples(
+        self, *, model: str | None = None, operation: str | None = None, limit: int = 1000
+    ) -> list[EstimateSample]:
+        out = []
+        for data in await self._stream("events", True):
+            s = _sample(_event(data), model, operation)
+            if s is not None:
+                out.append(s)
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def reservation_state(self, rid: str) -> str | None:
+        with self._plan.errors("read a reservation"):
+            pipe = self._r.pipeline(transaction=False)
+            pipe.hget(self._plan.base + "r:" + rid, "state")
+            pipe.exists(self._plan.base + "e:" + rid)
+            state, settled = await pipe.execute()
+        if state is not None:
+            return str(state)
+        return "committed" if settled else None
+
+    async def audit(self, event: AuditEvent) -> None:
+        with self._plan.errors("write an audit event"):
+            await self._r.xadd(
+                self._plan.base + "audit",
+                _audit_fields(event),
+                maxlen=AUDIT_MAXLEN,
+                approximate=True,
+            )
+
+    async def audit_events(self, *, kind: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        out = []
+        for data in await self._stream("audit", True):
+            e = _audit_event(data)
+            if kind is None or e.kind == kind:
+                out.append(e)
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def request_approval(self, approval: Approval) -> Approval:
+        a = approval
+        _no_separator(a.key, a.budget, a.window_id)
+        got = await self._run(
+            "request_approval",
+            a.created_at,
+            a.id,
+            a.key,
+            _num(a.created_at),
+            *_approval_fields(a),
+            doing="request an approval",
+        )
+        if got == a.id:
+            return a
+        with self._plan.errors("read an approval"):
+            return _approval(await self._r.hgetall(self._plan.base + "a:" + str(got)))
+
+    async def approvals(
+        self, *, state: str | None = None, key: str | None = None
+    ) -> list[Approval]:
+        with self._plan.errors("read approvals"):
+            ids = await self._r.zrevrange(self._plan.base + "approvals", 0, -1)
+            pipe = self._r.pipeline(transaction=False)
+            for i in ids:
+                pipe.hgetall(self._plan.base + "a:" + i)
+            rows = await pipe.execute() if ids else []
+        return [
+            a
+            for a in (_approval(h) for h in rows if h)
+            if (state is None or a.state == state) and (key is None or a.key == key)
+        ]
 
     async def raise_level(self, key: str, level: int) -> int:
         return int(
@@ -934,4 +1051,11 @@ class AsyncRedisStore:
             return _approval(await self._r.hgetall(self._plan.base + "a:" + approval_id))
 
     async def aclose(self) -> None:
+        """Release the connections; the store is unusable afterwards."""
         await self._r.aclose()
+
+    async def __aenter__(self) -> AsyncRedisStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
