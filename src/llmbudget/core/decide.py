@@ -136,6 +136,7 @@ class Planner:
         self._by_name = {r.budget.name: r for r in self._rules}
         self._by_labels: dict[tuple[tuple[str, str], ...], list[_Plan]] = {}
         self._spans: dict[Window, WindowSpan] = {}
+        self._donor_cache: dict[tuple[str, str], tuple[Donor, ...]] = {}
         self._max = max_label_sets
 
     def rule(self, name: str) -> Rule | None:
@@ -171,6 +172,8 @@ class Planner:
             sp = self.span(r.budget.window, now)
             ds: tuple[Donor, ...] = ()
             if donors:
+                ds = self._donor_cache.get((prefix, sp.id), ())
+            if donors and not ds:
                 end = sp.end.timestamp() if sp.end else None
                 ds = tuple(
                     Donor(
@@ -185,6 +188,9 @@ class Planner:
                     )
                     for d, dp in donors
                 )
+                if len(self._donor_cache) >= self._max:
+                    self._donor_cache.clear()
+                self._donor_cache[(prefix, sp.id)] = ds
             out.append(Target(r.budget, prefix + sp.id, part, sp, r, ds))
         return out
 

@@ -13,7 +13,7 @@ one of them :func:`fits`, and then applies all of them — one atomic step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -295,9 +295,14 @@ def _blank(
     return CounterState(key, budget, window_id, window_end, partition)
 
 
-def apply_reserve(found: Mapping[str, CounterState], charges: Sequence[Charge]) -> ReserveOutcome:
+def apply_reserve(
+    found: Mapping[str, CounterState],
+    charges: Sequence[Charge],
+    load: Callable[[list[str]], Mapping[str, CounterState]] | None = None,
+) -> ReserveOutcome:
     """The whole atomic reserve as a pure function over the counters a store read (by key:
-    the charged counters and their donors; missing ones are new). Returns the outcome, whose
+    the charged counters; donors are fetched through ``load`` only when a charge must borrow,
+    else they must already be in ``found``; missing ones are new). Returns the outcome, whose
     ``counters`` are the charged counters after (or as found); the changed states of *every*
     touched counter (donors too) are in :func:`changed` order via ``outcome.touched``.
 
@@ -316,6 +321,10 @@ def apply_reserve(found: Mapping[str, CounterState], charges: Sequence[Charge]) 
             continue
         plan = None
         if ch.borrow and ch.amount > 0:
+            if load is not None:  # donors are read only when a charge has to borrow
+                missing = [d.key for d in ch.borrow if d.key not in found and d.key not in work]
+                if missing:
+                    found = {**found, **load(missing)}
             plan = plan_borrow(st, ch, [(d, get(d.key)) for d in ch.borrow])
         if plan is None:
             as_found = tuple(

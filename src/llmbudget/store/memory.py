@@ -69,8 +69,12 @@ class MemoryStore(Store):
         return st
 
     def _try(self, charges: Sequence[Charge]) -> ReserveOutcome:
-        keys = [c.key for c in charges] + [d.key for c in charges for d in c.borrow]
-        out = apply_reserve({k: self._counters[k] for k in keys if k in self._counters}, charges)
+        counters = self._counters
+        out = apply_reserve(
+            {c.key: counters[c.key] for c in charges if c.key in counters},
+            charges,
+            lambda keys: {k: counters[k] for k in keys if k in counters},
+        )
         if out.ok:
             for st in out.touched:
                 self._counters[st.key] = st

@@ -250,8 +250,9 @@ class SQLiteStore(Store):
         )
 
     def _try(self, c: sqlite3.Connection, charges: Sequence[Charge]) -> ReserveOutcome:
-        keys = [ch.key for ch in charges] + [d.key for ch in charges for d in ch.borrow]
-        out = apply_reserve(self._load(c, keys), charges)
+        out = apply_reserve(
+            self._load(c, [ch.key for ch in charges]), charges, lambda ks: self._load(c, ks)
+        )
         if out.ok:  # write back every touched counter (donors too), computed in this tx
             c.executemany(
                 """INSERT INTO counters (key, budget, window_id, window_end, partition,
