@@ -1,22 +1,43 @@
-"""Governed calls per second, p50/p99, per store, from 1 and from 8 processes, beside each
-store's own floor measured in the same run.
+"""Governed calls per second, p50/p99, per server store, from 1 and from N processes, beside
+each store's own floor measured in the same run.
 
-A governed call here is what the governor asks of the store for one LLM call: ``reserve`` on
-three counters (a run budget, a daily budget, a per-model budget; all-or-none) then
-``commit`` with the actuals. The floor is the cheapest round trip the server can do: Redis a
-bare ``EVALSHA`` of ``return 1`` and a bare ``INCRBY``; PostgreSQL a single-statement
-transaction (``UPDATE`` of one row).
+Two things are timed for each store, so the store's share of a governed call is visible:
 
-    python benchmarks/bench_stores.py [--calls 3000] [--stores redis,postgres,sqlite]
+* **store step**: what the governor asks of the store for one LLM call, called on the store
+  directly: ``reserve`` on three counters (a per-run, a daily and a per-model budget;
+  all-or-none) then ``commit`` with the actuals. Two round trips.
+* **governed call**: the same through the governor's Python path:
+  ``gov.reserve(prompt_tokens=120, max_completion_tokens=400, model=..., agent=..., run=...)``
+  then ``.commit(prompt_tokens=120, completion_tokens=180)``, with the three budgets of
+  ``bench_governed_call.py`` (warn/alert/block levels, limits never reached).
+
+Floors (the cheapest round trip each server does, timed the same way):
+
+* Redis: a bare ``EVALSHA`` of ``return 1`` on a dedicated connection (the path the store
+  uses for its steps), the same through the redis-py client API (pool check-out per
+  command), and a bare ``INCRBY`` through the client API;
+* PostgreSQL: a single-statement ``UPDATE`` transaction on a logged table (one row per
+  process), which pays the same WAL flush as a step does.
+
+N processes start together (a barrier) and throughput is all their calls over the wall time
+from the first start to the last finish; latencies are pooled. The machine is shared and
+noisy, so every variant runs once per round, the order rotated each round, and each figure
+is the median over the rounds; ratios are taken within a round, then their median.
+
+    .venv/bin/python benchmarks/bench_stores.py                       # 5 rounds, table
+    .venv/bin/python benchmarks/bench_stores.py --rounds 7 --calls 3000 --procs 8
+    .venv/bin/python benchmarks/bench_stores.py --stores redis --json
 
 Server URLs: LLMBUDGET_TEST_REDIS_URL (default redis://127.0.0.1:6379/15) and
 LLMBUDGET_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). Each run
-uses a fresh namespace and removes it afterwards.
+uses a fresh namespace (prefix / schema) and removes it afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import multiprocessing
 import os
 import statistics
@@ -26,129 +47,317 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.store._servers import drop, fresh_url
 
 from llmbudget.core.ledger import Charge, ReservationMeta, Usage
+from llmbudget.governor import Governor
 from llmbudget.store import open_store
 
-META = ReservationMeta((("model", "gpt-4o"), ("agent", "bench")), 500, 300)
+LIMIT = 10**15
+LEVELS = [
+    {"at": "50%", "action": "warn"},
+    {"at": "80%", "action": "alert"},
+    {"at": "100%", "action": "block"},
+]
+POLICY: dict[str, Any] = {
+    "budgets": [
+        {"name": "per-run", "per": ["run"], "window": "run", "limit": LIMIT, "levels": LEVELS},
+        {"name": "daily", "window": "day", "limit": LIMIT, "levels": LEVELS},
+        {
+            "name": "per-model",
+            "per": ["model"],
+            "window": "day",
+            "limit": LIMIT,
+            "match": {"model": "gpt-4o"},
+            "levels": LEVELS,
+        },
+    ]
+}
+PROMPT, MAX_COMPLETION, COMPLETION = 120, 400, 180
+META = ReservationMeta((("agent", "bench"), ("model", "gpt-4o")), PROMPT, MAX_COMPLETION)
 DAY_END = time.time() + 86400
 
-
-def _charges(tag: str) -> list[Charge]:
-    return [
-        Charge(f"run|{tag}", "run", 800, 10**12),
-        Charge("daily|day", "daily", 800, 10**12, "day:x", DAY_END),
-        Charge("model|gpt-4o", "model", 800, 10**12),
-    ]
+Loop = Callable[[int], list[float]]  # runs n calls, returns each call's latency in seconds
 
 
-def _timed(n: int, fn: Callable[[int], None]) -> list[float]:
-    out = []
+def _timed(n: int, fn: Callable[[int], object]) -> list[float]:
+    out = [0.0] * n
+    clock = time.perf_counter
     for i in range(n):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(i)
-        out.append(time.perf_counter() - t0)
+        out[i] = clock() - t0
     return out
 
 
-def _governed(url: str, n: int, tag: str) -> list[float]:
+# -- variants: each builds its loop inside the worker process (tag = that process's id) -------
+def _store_step(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
     store = open_store(url)
-    chs = _charges(tag)
-    actual = {c.key: 700 for c in chs}
+    chs = [
+        Charge(f"per-run|run={tag}|run", "per-run", 520, LIMIT),
+        Charge("daily||day:x", "daily", 520, LIMIT, "day:x", DAY_END),
+        Charge("per-model|model=gpt-4o|day:x", "per-model", 520, LIMIT, "day:x", DAY_END),
+    ]
+    actual = {c.key: 300 for c in chs}
+    usage = Usage(PROMPT, COMPLETION)
+    prefix = f"{tag}-{uuid.uuid4().hex[:8]}-"
+    ids = itertools.count()
 
     def call(i: int) -> None:
-        rid = f"{tag}-{i}-{uuid.uuid4().hex[:8]}"
+        rid = prefix + str(next(ids))
         now = time.time()
-        out = store.reserve(rid, chs, META, now + 300, now)
-        assert out.ok
-        store.commit(rid, actual, Usage(480, 220), now)
+        if not store.reserve(rid, chs, META, now + 300, now).ok:
+            raise AssertionError("refused")
+        store.commit(rid, actual, usage, now)
 
-    lat = _timed(n, call)
-    store.close()
-    return lat
+    return (lambda n: _timed(n, call)), store.close
 
 
-def _proc(args: tuple[str, int, str]) -> list[float]:
-    return _governed(*args)
+def _governed(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
+    gov = Governor(POLICY, open_store(url), log_events=False)
+    reserve = gov.reserve
+
+    def call(i: int) -> None:
+        r = reserve(
+            prompt_tokens=PROMPT,
+            max_completion_tokens=MAX_COMPLETION,
+            model="gpt-4o",
+            agent="bench",
+            run=tag,
+        )
+        r.commit(prompt_tokens=PROMPT, completion_tokens=COMPLETION)
+
+    return (lambda n: _timed(n, call)), gov.close
 
 
-def _floor(kind: str, url: str, n: int) -> dict[str, list[float]]:
-    if kind == "redis":
+def _redis_evalsha_lane(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
+    import redis
+
+    from llmbudget.store.redis import _Plan
+
+    client = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
+    conn = client.connection_pool.make_connection()
+    sha = client.script_load("return 1")
+    packed = conn.pack_command("EVALSHA", sha, 0)
+
+    def call(i: int) -> None:
+        conn.send_packed_command(packed)
+        conn.read_response()
+
+    def close() -> None:
+        conn.disconnect()
+        client.close()
+
+    return (lambda n: _timed(n, call)), close
+
+
+def _redis_client(what: str) -> Callable[[str, str], tuple[Loop, Callable[[], None]]]:
+    def make(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
         import redis
 
         from llmbudget.store.redis import _Plan
 
-        r = redis.Redis.from_url(_Plan(url).driver_url)
-        sha = r.script_load("return 1")
-        key = "{bench}:floor:" + uuid.uuid4().hex
-        out = {
-            "EVALSHA return 1": _timed(n, lambda i: r.evalsha(sha, 0)),
-            "INCRBY": _timed(n, lambda i: r.incrby(key, 1)),
-        }
-        r.delete(key)
-        r.close()
-        return out
+        client = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
+        sha = client.script_load("return 1")
+        key = "{bench}:floor:" + tag
+        fn: Callable[[int], object] = (
+            (lambda i: client.evalsha(sha, 0))
+            if what == "evalsha"
+            else (lambda i: client.incr(key))
+        )
+
+        def close() -> None:
+            client.delete(key)
+            client.close()
+
+        return (lambda n: _timed(n, fn)), close
+
+    return make
+
+
+def _pg_update(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
+    import psycopg
+
+    from llmbudget.store.postgres import _options
+
+    driver_url, schema = _options(url)[:2]
+    c = psycopg.connect(driver_url, autocommit=True)
+    k = abs(hash(tag)) % 1_000_000
+    c.execute(f"INSERT INTO {schema}.floor VALUES (%s, 0) ON CONFLICT DO NOTHING", (k,))
+
+    def call(i: int) -> None:
+        c.execute(f"UPDATE {schema}.floor SET v = v + 1 WHERE k = %s", (k,))
+
+    return (lambda n: _timed(n, call)), c.close
+
+
+FLOORS: dict[str, dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]]]] = {
+    "redis": {
+        "floor: EVALSHA return 1, dedicated connection": _redis_evalsha_lane,
+        "floor: EVALSHA return 1, redis-py client": _redis_client("evalsha"),
+        "floor: INCR, redis-py client": _redis_client("incr"),
+    },
+    "postgres": {"floor: 1-statement UPDATE transaction": _pg_update},
+    "sqlite": {},
+}
+MAKERS: dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]]] = {
+    "store step": _store_step,
+    "governed call": _governed,
+}
+
+
+def _worker(args: tuple[str, str, str, int, Any]) -> tuple[float, float, list[float]]:
+    kind, what, url, n, barrier = args
+    make = MAKERS.get(what) or FLOORS[kind][what]
+    tag = f"p{os.getpid()}"
+    loop, close = make(url, tag)
+    try:
+        loop(min(200, n))  # warm: connections, prepared statements, script cache
+        barrier.wait()
+        t0 = time.perf_counter()
+        lat = loop(n)
+        return t0, time.perf_counter(), lat
+    finally:
+        close()
+
+
+def _measure(kind: str, what: str, url: str, n: int, procs: int) -> tuple[float, list[float]]:
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Manager() as mgr:
+        barrier = mgr.Barrier(procs)
+        with ctx.Pool(procs) as pool:
+            got = pool.map(_worker, [(kind, what, url, n, barrier)] * procs, chunksize=1)
+    start = min(g[0] for g in got)
+    end = max(g[1] for g in got)
+    lat = [x for g in got for x in g[2]]
+    return len(lat) / (end - start), lat
+
+
+def _pct(lat: list[float], p: int) -> float:
+    return statistics.quantiles(lat, n=100)[p - 1] * 1e3
+
+
+def _setup(kind: str, tmp: Path) -> str:
+    url = fresh_url(kind, tmp)
+    open_store(url).close()
     if kind == "postgres":
         import psycopg
 
         from llmbudget.store.postgres import _options
 
         driver_url, schema = _options(url)[:2]
-        with psycopg.connect(driver_url) as c:
-            # a logged table in the ledger's schema: a commit pays the same WAL flush
-            c.execute(f"CREATE TABLE {schema}.floor (k int primary key, v bigint)")
-            c.execute(f"INSERT INTO {schema}.floor VALUES (1, 0)")
-            c.commit()
-
-            def tx(i: int) -> None:
-                c.execute(f"UPDATE {schema}.floor SET v = v + 1 WHERE k = 1")
-                c.commit()
-
-            return {"1-statement transaction": _timed(n, tx)}
-    return {}
-
-
-def _fmt(lat: list[float]) -> str:
-    q = statistics.quantiles(lat, n=100)
-    return f"p50 {q[49] * 1e3:.3f} ms, p99 {q[98] * 1e3:.3f} ms"
+        with psycopg.connect(driver_url, autocommit=True) as c:
+            c.execute(f"CREATE TABLE {schema}.floor (k int PRIMARY KEY, v bigint)")
+    return url
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=3000)
+    ap.add_argument("--calls", type=int, default=2000, help="calls per process per variant")
     ap.add_argument("--procs", type=int, default=8)
-    ap.add_argument("--stores", default="redis,postgres,sqlite")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--stores", default="redis,postgres")
+    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    print(f"# {os.cpu_count()} CPUs, {a.calls} calls per process")
-    print("| store | what | procs | calls/s | latency |")
-    print("|---|---|---|---|---|")
-    for kind in a.stores.split(","):
-        url = fresh_url(kind, tmp)
-        open_store(url).close()
-        try:
-            for what, lat in _floor(kind, url, a.calls).items():
-                print(f"| {kind} | floor: {what} | 1 | {len(lat) / sum(lat):,.0f} | {_fmt(lat)} |")
-            _governed(url, 200, "warm")
-            t0 = time.perf_counter()
-            lat = _governed(url, a.calls, "p0")
-            wall = time.perf_counter() - t0
-            print(f"| {kind} | governed call | 1 | {a.calls / wall:,.0f} | {_fmt(lat)} |")
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(a.procs) as pool:
-                t0 = time.perf_counter()
-                lats = pool.map(_proc, [(url, a.calls, f"p{i}") for i in range(a.procs)])
-                wall = time.perf_counter() - t0
-            flat = [x for lat in lats for x in lat]
-            print(
-                f"| {kind} | governed call | {a.procs} | {len(flat) / wall:,.0f} | {_fmt(flat)} |"
+    kinds = a.stores.split(",")
+    urls = {k: _setup(k, tmp) for k in kinds}
+    variants = [
+        (k, what, p)
+        for k in kinds
+        for what in [*FLOORS[k], *MAKERS]
+        for p in sorted({1, a.procs})
+        if p == 1 or what in MAKERS or "dedicated" in what or "UPDATE" in what
+    ]
+    rate: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
+    p50: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
+    p99: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
+    load = [os.getloadavg()[0]]
+    try:
+        for rnd in range(a.rounds):
+            order = variants[rnd % len(variants) :] + variants[: rnd % len(variants)]
+            for v in order:
+                kind, what, procs = v
+                n = a.calls if procs == 1 else max(200, a.calls // 2)
+                r, lat = _measure(kind, what, urls[kind], n, procs)
+                rate[v].append(r)
+                p50[v].append(_pct(lat, 50))
+                p99[v].append(_pct(lat, 99))
+            load.append(os.getloadavg()[0])
+            print(f"# round {rnd + 1}/{a.rounds} done", file=sys.stderr)
+    finally:
+        for k, url in urls.items():
+            drop(k, url)
+
+    def med(xs: list[float]) -> float:
+        return statistics.median(xs)
+
+    rows = [
+        {
+            "store": k,
+            "what": what,
+            "procs": p,
+            "calls_per_s": med(rate[(k, what, p)]),
+            "p50_ms": med(p50[(k, what, p)]),
+            "p99_ms": med(p99[(k, what, p)]),
+        }
+        for (k, what, p) in variants
+    ]
+
+    def ratio(num: tuple[str, str, int], den: tuple[str, str, int]) -> float:
+        return med([x / y for x, y in zip(rate[num], rate[den], strict=True)])
+
+    ratios = []
+    for k in kinds:
+        one, many = 1, a.procs
+        for what in MAKERS:
+            if many != one:
+                ratios.append(
+                    (f"{k}: {what}, {many} procs / 1 proc", ratio((k, what, many), (k, what, one)))
+                )
+        floor = next((w for w in FLOORS[k] if "dedicated" in w or "UPDATE" in w), None)
+        if floor:
+            ratios.append(
+                (
+                    f"{k}: store step / floor, time per call (floor round trips per step)",
+                    ratio((k, floor, one), (k, "store step", one)),
+                )
             )
-        finally:
-            drop(kind, url)
+            if many != one:
+                ratios.append(
+                    (
+                        f"{k}: floor, {many} procs / 1 proc (the machine's scaling ceiling)",
+                        ratio((k, floor, many), (k, floor, one)),
+                    )
+                )
+        ratios.append(
+            (f"{k}: store share of a governed call's time (1 proc)",
+             ratio((k, "governed call", one), (k, "store step", one)))
+        )  # fmt: skip
+    if a.json:
+        print(json.dumps({"rows": rows, "ratios": dict(ratios), "load": load}, indent=2))
+        return
+    print(
+        f"# {os.cpu_count()} CPUs, {a.rounds} rounds (medians), {a.calls} calls per variant "
+        f"from 1 process, {max(200, a.calls // 2)} per process from {a.procs}; "
+        f"load average {min(load):.1f}-{max(load):.1f}"
+    )
+    print("| store | what | procs | calls/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['store']} | {r['what']} | {r['procs']} | {r['calls_per_s']:,.0f} | "
+            f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} |"
+        )
+    print()
+    print("| ratio (median of per-round ratios) | value |")
+    print("|---|---|")
+    for name, value in ratios:
+        print(f"| {name} | {value:.2f} |")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ SCRIPTS = (
     "counters",
 )
 AUDIT_MAXLEN = 100_000
+SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps reserves make (sweep() forces one)
 HEALTH_CHECK = 2  # seconds a connection may idle before a step PINGs it first
 _OPTIONS = ("prefix", "clock", "maxlen", "retention", "margin", "eviction")
 
@@ -371,7 +372,16 @@ class _Plan:
                 f"ledger URL {self.url!r}: maxlen, retention and margin are whole numbers"
             ) from e
         self.base = "{" + self.prefix + "}:"
+        self.next_sweep = 0.0
         self.meta = self.base + "meta"
+
+    def sweep_flag(self, now: float) -> str:
+        """``'1'`` when a reserve should settle expired leases first: at most once a second
+        per store object (``sweep()`` forces one), or when the caller's clock moved back."""
+        if now >= self.next_sweep or now < self.next_sweep - 2 * SWEEP_INTERVAL:
+            self.next_sweep = now + SWEEP_INTERVAL
+            return "1"
+        return "0"
 
     def argv(self, now: float, *rest: str) -> list[str]:
         return [
@@ -564,6 +574,7 @@ class RedisStore(Store):
             str(int(meta.prompt_tokens)),
             str(int(meta.completion_tokens)),
             _num(lease_until),
+            self._plan.sweep_flag(now),
             doing="reserve",
         )
         return _reserve_outcome(raw, charges)
@@ -857,6 +868,7 @@ class AsyncRedisStore:
             str(int(meta.prompt_tokens)),
             str(int(meta.completion_tokens)),
             _num(lease_until),
+            self._plan.sweep_flag(now),
             doing="reserve",
         )
         return _reserve_outcome(raw, charges)

@@ -1,9 +1,10 @@
 -- reserve: ARGV[7] rid, ARGV[8] charges json, ARGV[9] labels json, ARGV[10] est prompt,
--- ARGV[11] est completion, ARGV[12] lease_until (caller clock)
+-- ARGV[11] est completion, ARGV[12] lease_until (caller clock), ARGV[13] '1' to settle
+-- expired leases first (the client asks at most once a second; sweep.lua forces it)
 -- reply: ['1', counters after...] granted, ['0', refused index, counters as found...] refused
 local rid = ARGV[7]
 local charges = cjson.decode(ARGV[8])
-sweep()
+if ARGV[13] == '1' then sweep() end
 if redis.call('EXISTS', rk(rid), ek(rid)) > 0 then
   return redis.error_reply('LLMB_INUSE reservation id ' .. rid .. ' is already in use')
 end
