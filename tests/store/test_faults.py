@@ -357,3 +357,36 @@ def test_a_counter_key_with_the_reply_separator_is_refused() -> None:
 
     with pytest.raises(InvalidUsage, match="U\\+001F"):
         _charges_json([Charge("a\x1fb", "a", 1, 10)])
+
+
+# -- bad URLs, unreachable hosts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "url", "match"),
+    [
+        (RedisStore, "http://127.0.0.1:6379/0", "redis://HOST:PORT/DB"),
+        (RedisStore, "redis://127.0.0.1:6379/0?clock=sundial", "clock must be"),
+        (RedisStore, "redis://127.0.0.1:6379/0?prefix={x}", "prefix"),
+        (RedisStore, "redis://127.0.0.1:6379/0?eviction=maybe", "eviction"),
+        (RedisStore, "redis://127.0.0.1:6379/0?maxlen=lots", "whole numbers"),
+        (PostgresStore, "mysql://u@127.0.0.1/db", "postgresql://USER@HOST"),
+        (PostgresStore, "postgresql://u@127.0.0.1/db?schema=Bad-Name", "schema"),
+        (PostgresStore, "postgresql://u@127.0.0.1/db?pool_max=many", "pool_max"),
+    ],
+)
+def test_bad_urls_are_config_errors(cls: type, url: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        cls(url)
+
+
+def test_unreachable_hosts_are_unavailable_and_say_where() -> None:
+    from .test_outage import _port
+
+    port = _port()  # nothing listens there
+    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+        RedisStore(f"redis://:pw@127.0.0.1:{port}/0")
+    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+        PostgresStore(f"postgresql://u:pw@127.0.0.1:{port}/db")
+    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+        asyncio.run(AsyncRedisStore.open(f"redis://127.0.0.1:{port}/0"))
