@@ -112,7 +112,7 @@ class Reservation:
         nothing and returns the same standing. ``confidence`` (0 to 1) is how sure the agent
         is of its result: it closes every budget whose ``confidence_threshold`` it reaches,
         for the rest of that counter's window (further calls raise ConfidenceReached)."""
-        from .governor import check_tokens
+        from .governor import check_usage
 
         if confidence is not None and (
             isinstance(confidence, bool)
@@ -121,24 +121,12 @@ class Reservation:
         ):
             raise InvalidUsage(f"confidence must be a number from 0 to 1, got {confidence!r}")
 
-        p = (
-            self.prompt_tokens
-            if prompt_tokens is None
-            else check_tokens("prompt_tokens", prompt_tokens)
+        p, c, cached, reasoning = check_usage(
+            self.prompt_tokens if prompt_tokens is None else prompt_tokens,
+            self.completion_tokens if completion_tokens is None else completion_tokens,
+            cached_tokens,
+            reasoning_tokens,
         )
-        c = (
-            self.completion_tokens
-            if completion_tokens is None
-            else check_tokens("completion_tokens", completion_tokens)
-        )
-        cached = check_tokens("cached_tokens", cached_tokens)
-        reasoning = check_tokens("reasoning_tokens", reasoning_tokens)
-        if cached > p:
-            raise InvalidUsage(f"cached_tokens ({cached:,}) cannot exceed prompt_tokens ({p:,})")
-        if reasoning > c:
-            raise InvalidUsage(
-                f"reasoning_tokens ({reasoning:,}) cannot exceed completion_tokens ({c:,})"
-            )
         gov = self._gov
         if self._counted and prompt_tokens is not None and "model" in self.labels:
             from .tokens import check_prompt_mismatch
@@ -148,12 +136,12 @@ class Reservation:
         actual = {t.key: amounts.of(t.budget) for t in self._targets}
         usage = Usage(p, c, cached, reasoning, amounts.cost_micros)
         now = gov.clock.now().timestamp()
+        if confidence is not None:  # close first: a crash in between errs on refusing
+            gov._gate(self._targets, float(confidence), self.labels, now)
         out = gov.store.commit(self.id, actual, usage, now)
         self._open = False
         if not out.duplicate:
             self.usage = usage
-        if confidence is not None and not out.duplicate:
-            gov._gate(self._targets, float(confidence), self.labels, now)
         counters = out.counters
         if not counters and out.duplicate:  # a repeated commit: read where things stand
             counters = tuple(gov.store.counters([t.key for t in self._targets]))

@@ -46,7 +46,7 @@ from .core.decide import (
     evaluate,
     quiet,
 )
-from .core.ledger import Approval, AuditEvent, ReservationMeta, Usage, fits
+from .core.ledger import Approval, AuditEvent, ReservationMeta, Usage, apply_reserve
 from .core.policy import LABEL_NAME, Action, Policy, Unit
 from .core.windows import Window
 from .store import Store, open_store
@@ -75,6 +75,27 @@ def check_tokens(name: str, value: object) -> int:
             f"{name}={value:,} is beyond any real call (max {MAX_TOKENS_PER_CALL:,})"
         )
     return value
+
+
+def check_usage(
+    prompt_tokens: object,
+    completion_tokens: object,
+    cached_tokens: object = 0,
+    reasoning_tokens: object = 0,
+) -> tuple[int, int, int, int]:
+    """Validated usage counts: each a token count, cached within the prompt and reasoning
+    within the completion (as providers report them)."""
+    p = check_tokens("prompt_tokens", prompt_tokens)
+    c = check_tokens("completion_tokens", completion_tokens)
+    cached = check_tokens("cached_tokens", cached_tokens)
+    reasoning = check_tokens("reasoning_tokens", reasoning_tokens)
+    if cached > p:
+        raise InvalidUsage(f"cached_tokens ({cached:,}) cannot exceed prompt_tokens ({p:,})")
+    if reasoning > c:
+        raise InvalidUsage(
+            f"reasoning_tokens ({reasoning:,}) cannot exceed completion_tokens ({c:,})"
+        )
+    return p, c, cached, reasoning
 
 
 _GOOD_KEYS: set[str] = set()
@@ -282,7 +303,18 @@ class Governor:
 
     def _refuse(self, decision: Decision, labels: Mapping[str, str], now: datetime) -> None:
         c = decision.refusing
-        assert c is not None
+        if c is None:  # the store refused a counter no check names: never silently allow
+            raise BudgetExceeded(
+                f"refused by the ledger: {decision.reason}",
+                budget="?",
+                window="?",
+                limit=0,
+                used=0,
+                reserved=0,
+                requested=0,
+                resets_at=None,
+                decision=decision,
+            )
         fields: dict[str, Any] = {
             "budget": c.budget.name,
             "window": c.window.id,
@@ -443,6 +475,15 @@ class Governor:
         chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
         rid = f"{self._id_prefix}{next(self._ids):x}"
         lease = self.policy.lease_seconds if lease_seconds is None else lease_seconds
+        if (
+            isinstance(lease, bool)
+            or not isinstance(lease, int | float)
+            or not 0 < lease <= 7 * 86400  # NaN fails this too
+        ):
+            raise InvalidUsage(
+                f"lease_seconds must be a number of seconds above 0 and at most 7 days, "
+                f"got {lease_seconds!r}"
+            )
         out = self.store.reserve(
             rid,
             chs,
@@ -508,14 +549,33 @@ class Governor:
     ) -> Decision:
         """Record usage that already happened (never refused: it is spent). Recording the same
         ``idempotency_key`` twice counts it once. Returns where every budget now stands."""
-        prompt = check_tokens("prompt_tokens", prompt_tokens)
-        completion = check_tokens("completion_tokens", completion_tokens)
-        cached = check_tokens("cached_tokens", cached_tokens)
-        reasoning = check_tokens("reasoning_tokens", reasoning_tokens)
+        prompt, completion, cached, reasoning = check_usage(
+            prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens
+        )
         lab = self._labels(labels)
         now = self.clock.now()
         tgts = self._planner.targets(lab, now)
-        amounts = self._amounts(tgts, lab, prompt, completion, cached, settle=True)
+        cost = self._cost(lab, prompt, completion, cached)
+        unpriced = [t for t in tgts if t.budget.unit is Unit.USD] if cost is None else []
+        if unpriced:  # spent all the same: count the tokens, say what could not be priced
+            tgts = [t for t in tgts if t.budget.unit is not Unit.USD]
+            msg = (
+                f"unpriced: model {lab.get('model', '(no model label)')!r} has no known price, "
+                f"so usd budgets {', '.join(t.budget.name for t in unpriced)} were not charged; "
+                f"add it under `prices:` in {self.policy.source}"
+            )
+            log.warning(msg)
+            self.emit(
+                AuditEvent(
+                    now.timestamp(),
+                    "unpriced",
+                    unpriced[0].budget.name,
+                    unpriced[0].key,
+                    msg,
+                    {"labels": dict(lab)},
+                )
+            )
+        amounts = Amounts(prompt, completion, cost)
         chs = charges(self.policy, tgts, amounts, enforce=False)
         usage = Usage(prompt, completion, cached, reasoning, amounts.cost_micros)
         out = self.store.record(
@@ -554,14 +614,16 @@ class Governor:
         tgts = self._planner.targets(lab, now)
         chs = charges(self.policy, tgts, self._amounts(tgts, lab, prompt, completion))
         found = {c.key: c for c in self.store.counters([c.key for c in chs])}
-        refused = next((c.key for c in chs if not fits(found.get(c.key), c.amount, c.cap)), None)
+        # the same pure rule the stores apply, pool borrowing included; nothing is written
+        out = apply_reserve(found, chs, lambda keys: {c.key: c for c in self.store.counters(keys)})
+        # as reserve would see it: after the step (borrowing included) when it would pass
         return evaluate(
             self.policy,
             tgts,
             [c.amount for c in chs],
-            [found.get(c.key) for c in chs],
-            applied=False,
-            refused_key=refused,
+            out.counters,
+            applied=out.ok,
+            refused_key=out.refused,
         )
 
     def status(self, *, budget: str | None = None) -> list[CounterStatus]:
@@ -667,7 +729,7 @@ class Governor:
         if tokens is not None:
             tokens = check_tokens("tokens", tokens)
             if tokens == 0:
-                raise InvalidUsage("--tokens must be positive to approve anything")
+                raise InvalidUsage("tokens must be positive to approve anything")
         a = self.store.resolve_approval(
             approval_id,
             approve=True,

@@ -124,18 +124,19 @@ def evolve(
 
 
 def fits(state: CounterState | None, amount: int, cap: int | None) -> bool:
-    """The counting rule: would adding ``amount`` keep this counter within ``cap + granted``?
-
-    A zero amount always fits (it reserves nothing). Every store applies exactly this rule,
-    inside its atomic step (Redis and PostgreSQL re-state it in Lua and SQL).
+    """The counting rule: would adding ``amount`` keep this counter within its cap plus its
+    headroom (approvals, borrowed minus lent)? ``cap`` ``None`` never refuses (mode ``warn``,
+    or usage being recorded). A counter closed by a confidence gate refuses every enforced
+    charge, even of zero. Every store applies exactly this rule inside its atomic step (Redis
+    and PostgreSQL re-state it in Lua and SQL).
     """
-    if amount <= 0:
+    if cap is None:
         return True
     if state is None:
-        return cap is None or amount <= cap
+        return amount <= cap
     if state.closed:
         return False
-    return cap is None or state.used + state.reserved + amount <= cap + state.headroom
+    return amount <= 0 or state.used + state.reserved + amount <= cap + state.headroom
 
 
 def spare(donor: Donor, state: CounterState | None) -> int:
@@ -303,8 +304,8 @@ def apply_reserve(
     """The whole atomic reserve as a pure function over the counters a store read (by key:
     the charged counters; donors are fetched through ``load`` only when a charge must borrow,
     else they must already be in ``found``; missing ones are new). Returns the outcome, whose
-    ``counters`` are the charged counters after (or as found); the changed states of *every*
-    touched counter (donors too) are in :func:`changed` order via ``outcome.touched``.
+    ``counters`` are the charged counters after (or as found), and ``touched`` every counter
+    the step changed (donors too).
 
     Memory and SQLite call this inside their lock / transaction; Redis and PostgreSQL restate
     it in Lua and SQL.
@@ -314,35 +315,55 @@ def apply_reserve(
     def get(key: str) -> CounterState | None:
         return work.get(key) or found.get(key)
 
-    transfers: list[Transfer] = []
-    for ch in charges:
+    def own(ch: Charge) -> CounterState:
         st = get(ch.key)
-        if fits(st, ch.amount, ch.cap):
-            continue
-        plan = None
-        if ch.borrow and ch.amount > 0:
-            if load is not None:  # donors are read only when a charge has to borrow
-                missing = [d.key for d in ch.borrow if d.key not in found and d.key not in work]
-                if missing:
-                    found = {**found, **load(missing)}
-            plan = plan_borrow(st, ch, [(d, get(d.key)) for d in ch.borrow])
-        if plan is None:
-            as_found = tuple(
-                found.get(c.key) or _blank(c.key, c.budget, c.window_id, c.window_end, c.partition)
-                for c in charges
+        if st is None:
+            return _blank(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
+        if st.window_end is None and ch.window_end is not None:  # made by an approval
+            return CounterState(
+                st.key,
+                st.budget,
+                ch.window_id,
+                ch.window_end,
+                ch.partition,
+                st.used,
+                st.reserved,
+                st.granted,
+                st.level,
+                st.borrowed,
+                st.lent,
+                st.closed,
             )
-            return ReserveOutcome(False, as_found, ch.key)
-        me = st or _blank(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
-        for d, amount in plan:
-            ds = get(d.key) or _blank(d.key, d.budget, d.window_id, d.window_end, d.partition)
-            work[d.key] = evolve(ds, lent=ds.lent + amount)
-            me = evolve(me, borrowed=me.borrowed + amount)
-            transfers.append(Transfer(d.key, d.budget, ch.key, ch.budget, amount))
-        work[ch.key] = me
+        return st
+
+    transfers: list[Transfer] = []
     after = []
-    for ch in charges:
-        st = get(ch.key) or _blank(ch.key, ch.budget, ch.window_id, ch.window_end, ch.partition)
-        st = evolve(st, reserved=st.reserved + ch.amount)
-        work[ch.key] = st
-        after.append(st)
+    for ch in charges:  # each charge is applied before the next is checked: a donor that
+        st = get(ch.key)  # this same call also charges is seen with that charge held
+        if not fits(st, ch.amount, ch.cap):
+            plan = None
+            if ch.borrow and ch.amount > 0:
+                if load is not None:  # donors are read only when a charge has to borrow
+                    missing = [d.key for d in ch.borrow if d.key not in found and d.key not in work]
+                    if missing:
+                        found = {**found, **load(missing)}
+                plan = plan_borrow(st, ch, [(d, get(d.key)) for d in ch.borrow])
+            if plan is None:
+                as_found = tuple(
+                    found.get(c.key)
+                    or _blank(c.key, c.budget, c.window_id, c.window_end, c.partition)
+                    for c in charges
+                )
+                return ReserveOutcome(False, as_found, ch.key)
+            me = own(ch)
+            for d, amount in plan:
+                ds = get(d.key) or _blank(d.key, d.budget, d.window_id, d.window_end, d.partition)
+                work[d.key] = evolve(ds, lent=ds.lent + amount)
+                me = evolve(me, borrowed=me.borrowed + amount)
+                transfers.append(Transfer(d.key, d.budget, ch.key, ch.budget, amount))
+            work[ch.key] = me
+        me = own(ch)
+        me = evolve(me, reserved=me.reserved + ch.amount)
+        work[ch.key] = me
+        after.append(me)
     return ReserveOutcome(True, tuple(after), None, tuple(transfers), tuple(work.values()))

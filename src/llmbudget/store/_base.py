@@ -79,8 +79,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
         """Free an active reservation (the call failed or was not made) and return the
-        counters it changed. Releasing a released or committed reservation changes nothing
-        (the result may then be empty)."""
+        counters it changed. Releasing an *expired* one (already charged at its estimate)
+        takes that charge back and settles its event at zero: the caller says the call did not
+        happen. Releasing a released or committed reservation changes nothing (the result may
+        then be empty)."""
 
     @abc.abstractmethod
     def record(

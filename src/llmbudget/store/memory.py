@@ -198,6 +198,22 @@ class MemoryStore(Store):
                     self._add(key, reserved=-amount)
                 r.state = "released"
                 self._active.pop(rid, None)
+            elif r.state == "expired":  # charged at its estimate; the call did not happen
+                for key, amount in r.charges.items():
+                    self._add(key, used=-amount)
+                if r.event_index is not None:
+                    ev = self._events[r.event_index]
+                    self._events[r.event_index] = UsageEvent(
+                        ev.id,
+                        ev.at,
+                        ev.labels,
+                        0,
+                        0,
+                        estimated_prompt=ev.estimated_prompt,
+                        estimated_completion=ev.estimated_completion,
+                        settled=True,
+                    )
+                r.state = "released"
             return tuple(self._counters[k] for k in r.charges)
 
     def record(

@@ -461,6 +461,16 @@ class SQLiteStore(Store):
                     [(amt, k) for k, amt in held.items()],
                 )
                 c.execute("UPDATE reservations SET state = 'released' WHERE id = ?", (rid,))
+            elif row[0] == "expired":  # charged at its estimate; the call did not happen
+                c.executemany(
+                    "UPDATE counters SET used = used - ? WHERE key = ?",
+                    [(amt, k) for k, amt in held.items()],
+                )
+                c.execute(
+                    "UPDATE events SET prompt = 0, completion = 0, settled = 1 WHERE id = ?",
+                    (rid,),
+                )
+                c.execute("UPDATE reservations SET state = 'released' WHERE id = ?", (rid,))
             after = self._load(c, list(held))
             return tuple(after[k] for k in held if k in after)
 
