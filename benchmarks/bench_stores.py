@@ -27,6 +27,10 @@ is the median over the rounds; ratios are taken within a round, then their media
     .venv/bin/python benchmarks/bench_stores.py                       # 5 rounds, table
     .venv/bin/python benchmarks/bench_stores.py --rounds 7 --calls 3000 --procs 8
     .venv/bin/python benchmarks/bench_stores.py --stores redis --json
+    .venv/bin/python benchmarks/bench_stores.py --stores postgres,postgres-nosync
+
+``postgres-nosync`` is the same server with ``options=-c synchronous_commit=off`` in the
+ledger URL (steps return before the WAL flush; see docs/stores.md).
 
 Server URLs: LLMBUDGET_TEST_REDIS_URL (default redis://127.0.0.1:6379/15) and
 LLMBUDGET_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). Each run
@@ -204,6 +208,14 @@ FLOORS: dict[str, dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]
     "postgres": {"floor: 1-statement UPDATE transaction": _pg_update},
     "sqlite": {},
 }
+# extra kinds: the same server with URL options (floors are measured with them too)
+VARIANT_KINDS = {"postgres-nosync": ("postgres", {"options": "-c%20synchronous_commit%3Doff"})}
+
+
+def _server(kind: str) -> str:
+    return VARIANT_KINDS[kind][0] if kind in VARIANT_KINDS else kind
+
+
 MAKERS: dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]]] = {
     "store step": _store_step,
     "governed call": _governed,
@@ -212,7 +224,7 @@ MAKERS: dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]]] = {
 
 def _worker(args: tuple[str, str, str, int, Any]) -> tuple[float, float, list[float]]:
     kind, what, url, n, barrier = args
-    make = MAKERS.get(what) or FLOORS[kind][what]
+    make = MAKERS.get(what) or FLOORS[_server(kind)][what]
     tag = f"p{os.getpid()}"
     loop, close = make(url, tag)
     try:
@@ -242,9 +254,10 @@ def _pct(lat: list[float], p: int) -> float:
 
 
 def _setup(kind: str, tmp: Path) -> str:
-    url = fresh_url(kind, tmp)
+    server, params = VARIANT_KINDS.get(kind, (kind, {}))
+    url = fresh_url(server, tmp, **params)
     open_store(url).close()
-    if kind == "postgres":
+    if server == "postgres":
         import psycopg
 
         from llmbudget.store.postgres import _options
@@ -261,6 +274,11 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--stores", default="redis,postgres")
+    ap.add_argument(
+        "--what",
+        default="",
+        help="only the variants whose name contains one of these comma-separated strings",
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
@@ -269,9 +287,10 @@ def main() -> None:
     variants = [
         (k, what, p)
         for k in kinds
-        for what in [*FLOORS[k], *MAKERS]
+        for what in [*FLOORS[_server(k)], *MAKERS]
         for p in sorted({1, a.procs})
         if p == 1 or what in MAKERS or "dedicated" in what or "UPDATE" in what
+        if not a.what or any(w in what for w in a.what.split(","))
     ]
     rate: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
     p50: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
@@ -291,7 +310,7 @@ def main() -> None:
             print(f"# round {rnd + 1}/{a.rounds} done", file=sys.stderr)
     finally:
         for k, url in urls.items():
-            drop(k, url)
+            drop(_server(k), url)
 
     def med(xs: list[float]) -> float:
         return statistics.median(xs)
@@ -309,6 +328,8 @@ def main() -> None:
     ]
 
     def ratio(num: tuple[str, str, int], den: tuple[str, str, int]) -> float:
+        if num not in rate or den not in rate:
+            return float("nan")
         return med([x / y for x, y in zip(rate[num], rate[den], strict=True)])
 
     ratios = []
@@ -319,7 +340,7 @@ def main() -> None:
                 ratios.append(
                     (f"{k}: {what}, {many} procs / 1 proc", ratio((k, what, many), (k, what, one)))
                 )
-        floor = next((w for w in FLOORS[k] if "dedicated" in w or "UPDATE" in w), None)
+        floor = next((w for w in FLOORS[_server(k)] if "dedicated" in w or "UPDATE" in w), None)
         if floor:
             ratios.append(
                 (

@@ -1,7 +1,8 @@
 """The PostgreSQL store: one ledger for many processes on many hosts, in ordinary tables.
 
-Every atomic step is one transaction on a pooled connection (psycopg 3 + psycopg_pool).
-Counter rows are created if missing (``INSERT … ON CONFLICT DO NOTHING``, in key order) and
+Every atomic step is one transaction on a pooled connection (psycopg 3 + psycopg_pool): one
+call of a PL/pgSQL function (``llmb_reserve``, ``llmb_commit``, …; created by migration 2) in
+autocommit, so one round trip per step. Inside it, counter rows are created if missing (``INSERT … ON CONFLICT DO NOTHING``, in key order) and
 locked with ``SELECT … ORDER BY key FOR UPDATE`` before the counting rule
 (:func:`~llmbudget.core.ledger.fits`) is applied, so two steps touching the same counters
 queue on the row locks instead of interleaving, always in the same (key) order. Expired

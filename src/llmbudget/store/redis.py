@@ -34,8 +34,10 @@ ledger hashes to one slot and every script's keys are co-located)::
     {P}:a:<id>             hash: one approval request;  {P}:approvals zset id -> created_at
     {P}:ak:<counter key>   string: the latest request id for a counter (dedupe)
 
-:class:`RedisStore` is synchronous; :class:`AsyncRedisStore` has the same steps as coroutines
-(the same scripts, arguments and reply parsing: only the I/O differs).
+:class:`RedisStore` is synchronous: each thread runs its steps on a dedicated connection (see
+:class:`_Lanes`), and each script answers with one packed string (``lua/_prelude.lua``).
+:class:`AsyncRedisStore` has the same steps as coroutines (the same scripts, arguments and reply
+parsing: only the I/O differs).
 """
 
 from __future__ import annotations
