@@ -301,3 +301,28 @@ def test_status_shows_pool_transfers_and_closed_gates(tmp_path: Path) -> None:
     assert "borrowed 50" in table
     assert "lent 50" in table
     assert "closed (confident)" in table
+
+
+def test_cli_runs_share_one_run_label_and_unknown_budget_is_named(
+    tmp_path: Path, policy: Path
+) -> None:
+    for _ in range(2):
+        assert (
+            cli(
+                tmp_path,
+                "record",
+                "--prompt-tokens",
+                "100",
+                "--completion-tokens",
+                "0",
+                policy=policy,
+            ).returncode
+            == 0
+        )
+    st = json.loads(cli(tmp_path, "status", "--json", policy=policy).stdout)["counters"]
+    assert [(c["partition"], c["used"]) for c in st if c["budget"] == "run"] == [
+        ({"run": "cli"}, 200)
+    ]
+    r = cli(tmp_path, "status", "--budget", "nosuch", policy=policy)
+    assert r.returncode == 2
+    assert "no budget 'nosuch'" in r.stderr

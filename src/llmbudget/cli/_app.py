@@ -26,6 +26,8 @@ from .._errors import (
     NotFound,
     ReservationError,
     StoreError,
+    TokenizerError,
+    UnknownModel,
 )
 
 EXIT_OK, EXIT_STORE, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_APPROVAL = 0, 1, 2, 3, 4
@@ -107,8 +109,15 @@ def load_governor(*, need_policy: bool = True) -> object:
                 "no policy file found: create one with `llmbudget init` (writes "
                 "./llmbudget.yaml), or pass --policy / set LLMBUDGET_POLICY"
             )
-        return Governor(Policy(), settings.ledger)
-    return Governor(path, settings.ledger)
+        return Governor(Policy(), settings.ledger, labels=_cli_labels())
+    return Governor(path, settings.ledger, labels=_cli_labels())
+
+
+def _cli_labels() -> dict[str, str]:
+    """The ``run`` label of CLI calls: ``$LLMBUDGET_RUN``, else ``cli`` — one stable run, so
+    ``record`` and ``check`` see each other's usage on per-run budgets (pass ``-l run=ID``
+    to separate runs)."""
+    return {"run": os.environ.get("LLMBUDGET_RUN") or "cli"}
 
 
 def exit_code_for(e: BaseException) -> int:
@@ -119,7 +128,9 @@ def exit_code_for(e: BaseException) -> int:
         return EXIT_BLOCKED
     if isinstance(e, StoreError):
         return EXIT_STORE
-    if isinstance(e, ConfigError | InvalidUsage | NotFound | ReservationError):
+    if isinstance(
+        e, ConfigError | InvalidUsage | NotFound | ReservationError | UnknownModel | TokenizerError
+    ):
         return EXIT_BAD_INPUT
     return EXIT_STORE
 

@@ -256,9 +256,14 @@ def approve(
     """Grant more headroom to the counter a request is for, for its window."""
     with _gov(need_policy=False) as gov:
         a = gov.approve(request_id, tokens, note=note)
+    note_ = (
+        "the caller can retry now"
+        if a.granted >= a.requested
+        else f"less than the {a.requested:,} requested: that call may still not fit"
+    )
     out.print(
         f"approved {a.id}: +{a.granted:,} for {a.budget} ({a.window_id}) by "
-        f"{a.resolved_by}; the caller can retry now"
+        f"{a.resolved_by}; {note_}"
     )
 
 

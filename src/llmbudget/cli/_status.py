@@ -23,6 +23,11 @@ def _rows(budget: str | None) -> list[Any]:
     gov = load_governor()
     assert isinstance(gov, Governor)
     with gov:
+        if budget is not None and gov._planner.rule(budget) is None:
+            from .._errors import NotFound
+
+            names = ", ".join(b.name for b in gov.policy.budgets[:12])
+            raise NotFound(f"no budget {budget!r} in {gov.policy.source}; budgets: {names}")
         return gov.status(budget=budget)
 
 

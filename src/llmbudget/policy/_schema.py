@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 from ..core.policy import Action, Budget, Level, Mode, Policy, Selector, Unit
 from ..core.windows import Window
@@ -76,9 +84,9 @@ class BudgetModel(_Strict):
     levels: list[LevelModel] = []
     mode: Mode | None = None
     pool: str | None = None
-    priority: int = 0
+    priority: StrictInt = 0
     min_reserve: Amount = 0
-    confidence_threshold: float | None = None
+    confidence_threshold: StrictFloat | StrictInt | None = None
 
 
 class PolicyModel(_Strict):
@@ -92,6 +100,19 @@ class PolicyModel(_Strict):
     prices: dict[str, PriceModel] = {}
     budgets: list[BudgetModel] = []
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"{v!r} is not an IANA time zone name (e.g. UTC, Europe/Paris)"
+            ) from None
+        return v
+
 
 def _selector(globs: Globs) -> Selector:
     return Selector({k: (v,) if isinstance(v, str) else tuple(v) for k, v in globs.items()})
@@ -103,6 +124,15 @@ def to_budget(m: BudgetModel) -> Budget:
     limit = m.limit * scale
     if limit != int(limit) and m.unit is not Unit.USD:
         raise ValueError(f"limit must be a whole number of tokens, got {m.limit!r}")
+    if m.unit is not Unit.USD:
+        if m.min_reserve != int(m.min_reserve):
+            raise ValueError(f"min_reserve must be a whole number of tokens, got {m.min_reserve!r}")
+        for i, lv in enumerate(m.levels):
+            if not lv.at[1] and lv.at[0] != int(lv.at[0]):
+                raise ValueError(
+                    f"levels[{i}].at must be a whole number of tokens (or a percentage), "
+                    f"got {lv.at[0]!r}"
+                )
     levels = tuple(
         Level(
             at=lv.at[0] if lv.at[1] else lv.at[0] * scale,
