@@ -126,3 +126,29 @@ def test_record_keeps_usage_when_a_usd_budget_cannot_price_it(
     assert {s.budget: s.used for s in gov.status()} == {"tokens": 11}
     assert "unpriced" in events.kinds()
     assert len(list(gov.store.events())) == 1
+
+
+def test_an_approval_creates_its_counter_with_its_window(
+    make_gov: MakeGov, clock: FakeClock
+) -> None:
+    from llmbudget import ApprovalRequired
+
+    gov = make_gov(
+        {
+            "budgets": [
+                {
+                    "name": "d",
+                    "window": "day",
+                    "limit": 100,
+                    "levels": [{"at": "100%", "action": "approve"}],
+                }
+            ]
+        }
+    )
+    with pytest.raises(ApprovalRequired) as ei:
+        gov.reserve(prompt_tokens=500, max_completion_tokens=0)
+    gov.approve(ei.value.request_id)
+    (st,) = gov.status()
+    assert st.resets_at is not None
+    clock.advance(days=40)
+    assert gov.status() == []  # the window ended: the counter is no longer live

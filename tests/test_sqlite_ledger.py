@@ -129,7 +129,7 @@ def test_schema_is_versioned_and_a_newer_ledger_is_refused(tmp_path: Path) -> No
     db = tmp_path / "ledger.db"
     SQLiteStore(db).close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone() == ("3",)
         conn.execute("UPDATE meta SET v = '99' WHERE k = 'schema_version'")
     with pytest.raises(SchemaError, match="schema version 99.*upgrade llmbudget"):
         SQLiteStore(db)
@@ -241,7 +241,7 @@ def test_forward_migration_from_schema_1_keeps_the_data(tmp_path: Path) -> None:
     (c,) = store.counters()
     assert (c.used, c.borrowed, c.lent, c.closed) == (1234, 0, 0, False)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone() == ("3",)
     gov = Governor(POLICY, store)
     gov.record(prompt_tokens=1, completion_tokens=1)
     assert {x.budget: x.used for x in store.counters()}["shared"] == 1236

@@ -337,9 +337,10 @@ class Governor:
                 **fields,
             )
         if c.action is Action.APPROVE:
+            proposed = uuid.uuid4().hex[:10]
             approval = self.store.request_approval(
                 Approval(
-                    uuid.uuid4().hex[:10],
+                    proposed,
                     c.key,
                     c.budget.name,
                     c.window.id,
@@ -347,6 +348,8 @@ class Governor:
                     "pending",
                     now.timestamp(),
                     dict(labels),
+                    window_end=c.window.end.timestamp() if c.window.end else None,
+                    partition=c.partition,
                 )
             )
             if approval.state == "denied":
@@ -356,7 +359,7 @@ class Governor:
                     suggestion=self._suggest(c, denied=True),
                     **fields,
                 )
-            if approval.created_at == now.timestamp() and approval.requested == c.requested:
+            if approval.id == proposed:  # a new request, not one already pending
                 self.emit(
                     AuditEvent(
                         now.timestamp(),

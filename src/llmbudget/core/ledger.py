@@ -257,7 +257,8 @@ class CommitOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Approval:
-    """A request for a person to grant more headroom to one counter in its window."""
+    """A request for a person to grant more headroom to one counter in its window
+    (``window_end`` and ``partition`` describe that counter, so a grant can create it)."""
 
     id: str
     key: str
@@ -271,6 +272,8 @@ class Approval:
     resolved_at: float | None = None
     resolved_by: str = ""
     note: str = ""
+    window_end: float | None = None
+    partition: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

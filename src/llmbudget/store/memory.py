@@ -393,6 +393,8 @@ class MemoryStore(Store):
             )
             self._approvals[approval_id] = a
             if approve:
-                st = self._counters.get(a.key) or CounterState(a.key, a.budget, a.window_id)
+                st = self._counters.get(a.key) or CounterState(
+                    a.key, a.budget, a.window_id, a.window_end, a.partition
+                )
                 self._counters[a.key] = replace(st, granted=st.granted + grant)
             return a

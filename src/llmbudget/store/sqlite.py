@@ -70,6 +70,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE counters ADD COLUMN lent INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE counters ADD COLUMN closed INTEGER NOT NULL DEFAULT 0",
     ),
+    3: (  # an approval knows its counter's window end and partition (a grant may create it)
+        "ALTER TABLE approvals ADD COLUMN window_end REAL",
+        "ALTER TABLE approvals ADD COLUMN partition TEXT NOT NULL DEFAULT '[]'",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)  # this store's own schema (each store versions its own)
 
@@ -633,13 +637,27 @@ class SQLiteStore(Store):
 
     _APPROVAL_COLS = (
         "id, key, budget, window_id, requested, state, created_at, labels, "
-        "granted, resolved_at, resolved_by, note"
+        "granted, resolved_at, resolved_by, note, window_end, partition"
     )
 
     @staticmethod
     def _approval(r: Any) -> Approval:
+        part = tuple((str(k), str(v)) for k, v in json.loads(r[13]))
         return Approval(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9], r[10], r[11]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            json.loads(r[7]),
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+            r[12],
+            part,
         )
 
     def request_approval(self, approval: Approval) -> Approval:
@@ -653,7 +671,8 @@ class SQLiteStore(Store):
             if row:
                 return self._approval(row)
             c.execute(
-                f"INSERT INTO approvals ({self._APPROVAL_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO approvals ({self._APPROVAL_COLS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     a.id,
                     a.key,
@@ -667,6 +686,8 @@ class SQLiteStore(Store):
                     a.resolved_at,
                     a.resolved_by,
                     a.note,
+                    a.window_end,
+                    json.dumps(a.partition),
                 ),
             )
             return a
@@ -715,10 +736,10 @@ class SQLiteStore(Store):
             )
             if approve:
                 c.execute(
-                    "INSERT INTO counters (key, budget, window_id, partition, granted) "
-                    "VALUES (?, ?, ?, '[]', ?) "
+                    "INSERT INTO counters (key, budget, window_id, window_end, partition, "
+                    "granted) VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET granted = granted + excluded.granted",
-                    (a.key, a.budget, a.window_id, grant),
+                    (a.key, a.budget, a.window_id, a.window_end, json.dumps(a.partition), grant),
                 )
             return Approval(
                 a.id,
@@ -733,4 +754,6 @@ class SQLiteStore(Store):
                 now,
                 by,
                 note,
+                a.window_end,
+                a.partition,
             )
