@@ -2,12 +2,13 @@
 
 Every atomic step is one transaction on a pooled connection (psycopg 3 + psycopg_pool): one
 call of a PL/pgSQL function (``llmb_reserve``, ``llmb_commit``, …; created by migration 2) in
-autocommit, so one round trip per step. Inside it, counter rows are created if missing (``INSERT … ON CONFLICT DO NOTHING``, in key order) and
-locked with ``SELECT … ORDER BY key FOR UPDATE`` before the counting rule
-(:func:`~llmbudget.core.ledger.fits`) is applied, so two steps touching the same counters
-queue on the row locks instead of interleaving, always in the same (key) order. Expired
-leases are taken with ``FOR UPDATE SKIP LOCKED``, so concurrent sweeps never settle one
-twice. If PostgreSQL still reports a deadlock, the whole step is retried (it was rolled back).
+autocommit, so one round trip per step. Inside it, counter rows are created if missing
+(``INSERT … ON CONFLICT DO NOTHING``, in key order) and locked with ``SELECT … ORDER BY key
+FOR UPDATE`` before the counting rule (:func:`~llmbudget.core.ledger.fits`) is applied, so two
+steps touching the same counters queue on the row locks instead of interleaving, always in
+the same (key) order. Expired leases are taken with ``FOR UPDATE SKIP LOCKED``, so concurrent
+sweeps never settle one twice. If PostgreSQL still reports a deadlock, the whole step is
+retried (it was rolled back).
 
 URL: ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB`` plus llmbudget's own query options,
 removed before the URL reaches libpq (any other query option is passed on to libpq):
