@@ -1,6 +1,7 @@
 """INV-TOK-001 on every store: many processes × threads race for one limit.
 
-16 processes × 4 threads (memory: 64 threads, it lives in one process) reserve upper-bound
+16 processes × 4 threads (memory: 64 threads, it lives in one process; the asyncio Redis store:
+4 concurrent tasks per process) reserve upper-bound
 estimates against a shared limit, commit actuals at or below them, and keep asking — with
 smaller and smaller requests once refused — until even one token is refused. The limit is
 exhausted many times over (the demand is unbounded). Then: nothing committed past the limit,
@@ -9,6 +10,7 @@ at least 99 % of it used, nothing left reserved, and the ledger's events add up 
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import random
 import threading
@@ -20,6 +22,7 @@ import pytest
 
 from llmbudget.core.ledger import Charge, ReservationMeta, Usage
 from llmbudget.store import Store, open_store
+from llmbudget.store.redis import AsyncRedisStore
 
 from ._servers import drop, fresh_url, need
 
@@ -61,6 +64,52 @@ def _worker(store: Store, tag: str, seed: int) -> None:
         )
 
 
+async def _aworker(store: AsyncRedisStore, tag: str, seed: int) -> None:
+    """The same loop as :func:`_worker`, on the asyncio store."""
+    rng = random.Random(seed)
+    size = 400
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        est_p = rng.randint(1, max(1, size // 2))
+        est_c = rng.randint(0, max(0, size - est_p))
+        est = est_p + est_c
+        charges = [
+            Charge("shared|day", "shared", est, LIMIT, "day:x", None),
+            Charge(f"proc|{tag}", "proc", est, None, "run", None, (("run", tag),)),
+        ]
+        rid = uuid.uuid4().hex
+        now = time.time()
+        out = await store.reserve(
+            rid, charges, ReservationMeta((("run", tag),), est_p, est_c), now + 300, now
+        )
+        if not out.ok:
+            if size == 1:
+                return
+            size = max(1, size // 2)
+            continue
+        act_p = est_p
+        act_c = rng.randint(est_c // 2, est_c) if est_c else 0
+        await store.commit(
+            rid,
+            {"shared|day": act_p + act_c, f"proc|{tag}": act_p + act_c},
+            Usage(act_p, act_c),
+            time.time(),
+        )
+
+
+def _aprocess(url: str, index: int) -> None:
+    async def main() -> None:
+        store = await AsyncRedisStore.open(url)
+        try:
+            await asyncio.gather(
+                *(_aworker(store, f"p{index}", index * 100 + t) for t in range(THREADS))
+            )
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
 def _process(url: str, index: int) -> None:
     store = open_store(url)
     threads = [
@@ -81,12 +130,15 @@ def _process(url: str, index: int) -> None:
         pytest.param("memory", marks=pytest.mark.memory),
         pytest.param("sqlite", marks=pytest.mark.sqlite),
         pytest.param("redis", marks=pytest.mark.redis),
+        # AsyncRedisStore: 16 processes × 4 concurrent tasks on one event loop each
+        pytest.param("redis-async", marks=pytest.mark.redis),
         pytest.param("postgres", marks=pytest.mark.postgres),
     ],
 )
 def test_no_reservation_past_the_limit_under_concurrency(kind: str, tmp_path: Path) -> None:
-    need(kind)
-    url = fresh_url(kind, tmp_path, clock="caller")
+    server = kind.removesuffix("-async")
+    need(server)
+    url = fresh_url(server, tmp_path, clock="caller")
     store = open_store(url)
     try:
         started = time.monotonic()
@@ -101,7 +153,8 @@ def test_no_reservation_past_the_limit_under_concurrency(kind: str, tmp_path: Pa
                 t.join()
         else:
             ctx = multiprocessing.get_context("fork")
-            procs = [ctx.Process(target=_process, args=(url, i)) for i in range(PROCESSES)]
+            target = _aprocess if kind == "redis-async" else _process
+            procs = [ctx.Process(target=target, args=(url, i)) for i in range(PROCESSES)]
             for p in procs:
                 p.start()
             for p in procs:
@@ -121,4 +174,4 @@ def test_no_reservation_past_the_limit_under_concurrency(kind: str, tmp_path: Pa
         assert sum(c.used for c in per_proc) == shared.used
     finally:
         store.close()
-        drop(kind, url)
+        drop(server, url)
