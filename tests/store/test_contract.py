@@ -388,3 +388,32 @@ def test_approvals_lifecycle(store: Store) -> None:
     assert got.granted == 35
     assert totals(store, "A") == (10, 0, 135)
     assert [a.state for a in store.approvals(key="A")] == ["approved", "approved"]
+
+
+def test_a_grant_creates_the_counter_of_its_window(store: Store) -> None:
+    end = T + 3600
+    a = Approval(
+        "ap1",
+        "W|run=r1|day:x",
+        "W",
+        "day:x",
+        50,
+        "pending",
+        T,
+        {"run": "r1"},
+        window_end=end,
+        partition=(("run", "r1"),),
+    )
+    assert store.request_approval(a) == a
+    assert store.approvals() == [a]  # window end and partition are kept
+    got = store.resolve_approval("ap1", approve=True, tokens=None, by="me", note="", now=T + 1)
+    assert (got.window_end, got.partition, got.granted) == (end, (("run", "r1"),), 50)
+    (c,) = store.counters(["W|run=r1|day:x"])
+    assert (c.window_id, c.window_end, c.partition, c.granted) == (
+        "day:x",
+        end,
+        (("run", "r1"),),
+        50,
+    )
+    assert [x.key for x in store.counters(active_at=T)] == ["W|run=r1|day:x"]
+    assert store.counters(active_at=end) == []  # it ends with its window

@@ -32,6 +32,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -431,6 +432,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX approvals_key ON approvals (key, state)",
     ),
     2: MIGRATION_2,
+    # approvals describe their counter fully, so a grant creates a counter of its window
+    3: (
+        "ALTER TABLE approvals ADD COLUMN window_end DOUBLE PRECISION, "
+        "ADD COLUMN partition TEXT NOT NULL DEFAULT '[]'",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)  # this store's own schema (each store versions its own)
 SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps a reserve makes (sweep() forces one)
@@ -443,7 +449,7 @@ _EVENT_COLS = (
 )
 _APPROVAL_COLS = (
     "id, key, budget, window_id, requested, state, created_at, labels, granted, "
-    "resolved_at, resolved_by, note"
+    "resolved_at, resolved_by, note, window_end, partition"
 )
 
 
@@ -507,7 +513,22 @@ def _counter(r: Sequence[Any]) -> CounterState:
 
 
 def _approval(r: Sequence[Any]) -> Approval:
-    return Approval(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7]), r[8], r[9], r[10], r[11])
+    return Approval(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        dict(r[7]),
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        _partition(r[13] or "[]"),
+    )
 
 
 _PARTS: dict[tuple[tuple[str, str], ...], str] = {}
@@ -972,7 +993,7 @@ class PostgresStore(Store):
                 return _approval(row)
             cur.execute(
                 f"INSERT INTO approvals ({_APPROVAL_COLS}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     a.id,
                     a.key,
@@ -986,6 +1007,8 @@ class PostgresStore(Store):
                     a.resolved_at,
                     a.resolved_by,
                     a.note,
+                    a.window_end,
+                    _partition_json(a.partition),
                 ),
             )
             return a
@@ -1028,26 +1051,24 @@ class PostgresStore(Store):
                 (state, grant, now, by, note, approval_id),
             )
             if approve:
+                # the counter as the request described it (a grant in a window creates a
+                # counter of that window)
                 cur.execute(
-                    "INSERT INTO counters (key, budget, window_id, granted) "
-                    "VALUES (%s, %s, %s, %s) "
+                    "INSERT INTO counters (key, budget, window_id, window_end, partition, "
+                    "granted) VALUES (%s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (key) DO UPDATE SET granted = counters.granted + "
                     "excluded.granted",
-                    (a.key, a.budget, a.window_id, grant),
+                    (
+                        a.key,
+                        a.budget,
+                        a.window_id,
+                        a.window_end,
+                        _partition_json(a.partition),
+                        grant,
+                    ),
                 )
-            return Approval(
-                a.id,
-                a.key,
-                a.budget,
-                a.window_id,
-                a.requested,
-                state,
-                a.created_at,
-                a.labels,
-                grant,
-                now,
-                by,
-                note,
+            return replace(
+                a, state=state, granted=grant, resolved_at=now, resolved_by=by, note=note
             )
 
         return self._step("resolve an approval", step)

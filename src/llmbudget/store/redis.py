@@ -295,6 +295,8 @@ def _approval(h: Mapping[str, str]) -> Approval:
         float(h["resolved_at"]) if h.get("resolved_at") else None,
         h.get("resolved_by", ""),
         h.get("note", ""),
+        float(h["window_end"]) if h.get("window_end") else None,
+        _partition(h.get("partition") or "[]"),
     )
 
 
@@ -312,6 +314,8 @@ def _approval_fields(a: Approval) -> list[str]:
         "resolved_at": "" if a.resolved_at is None else _num(a.resolved_at),
         "resolved_by": a.resolved_by,
         "note": a.note,
+        "window_end": "" if a.window_end is None else _num(a.window_end),
+        "partition": _partition_json(a.partition),
     }
     return [x for kv in fields.items() for x in kv]
 
