@@ -45,7 +45,7 @@ app = typer.Typer(
 def _console(stderr: bool) -> Console:
     c = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not c.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-        c = Console(stderr=stderr, highlight=False, soft_wrap=True, width=max(c.width, 140))
+        c = Console(stderr=stderr, highlight=False, soft_wrap=True, width=max(c.width, 160))
     return c
 
 

@@ -91,13 +91,11 @@ def _decision_json(d: Decision) -> dict[str, Any]:
     }
 
 
-def _print_decision(d: Decision) -> None:
+def _print_decision(d: Decision, *, verb: str = "allowed") -> None:
     style = (
         "green" if d.allowed and d.action.value == "continue" else "yellow" if d.allowed else "red"
     )
-    out.print(
-        f"[{style}]{'allowed' if d.allowed else 'refused'}[/{style}]: {d.reason}", markup=True
-    )
+    out.print(f"[{style}]{verb if d.allowed else 'refused'}[/{style}]: {d.reason}", markup=True)
     for c in d.checks:
         out.print(f"  {c.describe()}")
 
@@ -164,7 +162,7 @@ def record(
     if as_json:
         out.print_json(json.dumps(_decision_json(d)))
     else:
-        _print_decision(d)
+        _print_decision(d, verb="recorded")
 
 
 def check(
