@@ -326,3 +326,25 @@ def test_cli_runs_share_one_run_label_and_unknown_budget_is_named(
     r = cli(tmp_path, "status", "--budget", "nosuch", policy=policy)
     assert r.returncode == 2
     assert "no budget 'nosuch'" in r.stderr
+
+
+def test_status_watch_refreshes_until_interrupted(tmp_path: Path, policy: Path) -> None:
+    import signal
+    import time
+
+    cli(tmp_path, "record", "--prompt-tokens", "10", "--completion-tokens", "0", policy=policy)
+    env = {**os.environ, "LLMBUDGET_LEDGER": f"sqlite:///{tmp_path}/ledger.db", "COLUMNS": "160"}
+    with subprocess.Popen(
+        [str(EXE), "--policy", str(policy), "status", "--watch", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ) as proc:
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Budgets" in out
+    assert "Traceback" not in err
