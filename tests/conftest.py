@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake clock, and a governor over each embedded store (memory, SQLite)."""
+"""Shared fixtures: a fake clock, and a governor over each store (memory, SQLite, Redis,
+PostgreSQL; the servers' tests skip without one, see tests/store/_servers.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from llmbudget import Governor
 from llmbudget.store import Store, open_store
 from llmbudget.testing import CapturedEvents, FakeClock
+from store._servers import drop, fresh_url, need
 
 
 @pytest.fixture
@@ -22,13 +24,25 @@ def clock() -> FakeClock:
     params=[
         pytest.param("memory", marks=pytest.mark.memory),
         pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/ledger.db"
+    """An empty store of each kind (a fresh Redis prefix / PostgreSQL schema per test, on the
+    caller's clock, as tests/store does)."""
+    kind: str = request.param
+    need(kind)
+    # the fake clock is not the server's: Redis expires a windowed counter on its own clock
+    # (window end + margin), so give it a margin far beyond the fake clock's distance
+    extra = {"margin": str(10 * 365 * 86400)} if kind == "redis" else {}
+    url = fresh_url(kind, tmp_path, clock="caller", **extra)
     s = open_store(url)
-    yield s
-    s.close()
+    try:
+        yield s
+    finally:
+        s.close()
+        drop(kind, url)
 
 
 @pytest.fixture

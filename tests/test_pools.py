@@ -1,4 +1,5 @@
-"""Pools (priority reallocation) and confidence gates, on the memory and SQLite stores."""
+"""Pools (priority reallocation) and confidence gates, on every store (memory, SQLite, Redis,
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from llmbudget import (
     PolicyError,
 )
 from llmbudget.testing import CapturedEvents
+from store._servers import drop, fresh_url, need
 
 MakeGov = Callable[..., Governor]
 
@@ -166,20 +168,23 @@ def test_bad_pool_settings(over: dict[str, Any], needle: str) -> None:
         Governor(team(**over), "memory://")
 
 
-def test_stores_without_pools_are_refused_clearly(tmp_path: Path) -> None:
-    pytest.importorskip("redis", reason="install llmbudget[redis] to run this test")
+def test_stores_without_pools_are_refused_clearly() -> None:
     from llmbudget.store import Store
+    from llmbudget.store.memory import MemoryStore
 
     class Bare(Store):  # the interface's default: no pools
         pass
 
+    class NoPools(MemoryStore):  # a store that does not implement them
+        supports_pools = False
+
     assert Bare.supports_pools is False
     with pytest.raises(ConfigError, match="pools or confidence gates"):
-        Governor(team(), "redis://127.0.0.1:6379/15")
+        Governor(team(), NoPools())
 
 
-def _needy(db: str, agent: str, q: Any) -> None:
-    gov = Governor(team(), f"sqlite:///{db}", labels={"run": "race"}, log_events=False)
+def _needy(url: str, agent: str, q: Any) -> None:
+    gov = Governor(team(), url, labels={"run": "race"}, log_events=False)
     got = 0
     for _ in range(200):
         try:
@@ -187,25 +192,41 @@ def _needy(db: str, agent: str, q: Any) -> None:
             got += 50
         except BudgetExceeded:
             break
+    gov.close()
     q.put(got)
 
 
-@pytest.mark.sqlite
-def test_two_needy_agents_racing_for_one_donor_never_overdraw_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+def test_two_needy_agents_racing_for_one_donor_never_overdraw_it(kind: str, tmp_path: Path) -> None:
     """researcher and writer... both borrow from the critic from separate processes."""
+    need(kind)
+    url = fresh_url(kind, tmp_path)
+    try:
+        _race(url)
+    finally:
+        drop(kind, url)
+
+
+def _race(url: str) -> None:
     policy = team(writer={"priority": 2})
-    db = str(tmp_path / "ledger.db")
-    Governor(policy, f"sqlite:///{db}").close()
+    Governor(policy, url).close()
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_needy, args=(db, a, q)) for a in ("researcher", "writer") * 3]
+    procs = [ctx.Process(target=_needy, args=(url, a, q)) for a in ("researcher", "writer") * 3]
     for p in procs:
         p.start()
     got = sum(q.get(timeout=60) for _ in procs)
     for p in procs:
         p.join(timeout=30)
-    gov = Governor(policy, f"sqlite:///{db}", labels={"run": "race"})
-    s = st(gov)
+    with Governor(policy, url, labels={"run": "race"}) as gov:
+        s = st(gov)
     critic = s["critic"]
     assert critic.lent <= 2000 - 500  # never below its min_reserve
     assert critic.lent == 1500  # demand far above supply: all of the spare was lent

@@ -18,6 +18,8 @@ from llmbudget.store.redis import AsyncRedisStore
 
 
 class SyncOverAsync(Store):
+    supports_pools = True
+
     def __init__(self, url: str) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -43,6 +45,6 @@ def _delegate(name: str) -> Callable[..., Any]:
     return method
 
 
-for _name in sorted(Store.__abstractmethods__):
+for _name in [*sorted(Store.__abstractmethods__), "close_counters"]:
     setattr(SyncOverAsync, _name, _delegate(_name))
 SyncOverAsync.__abstractmethods__ = frozenset()

@@ -1,14 +1,15 @@
 """The PostgreSQL store: one ledger for many processes on many hosts, in ordinary tables.
 
 Every atomic step is one transaction on a pooled connection (psycopg 3 + psycopg_pool): one
-call of a PL/pgSQL function (``llmb_reserve``, ``llmb_commit``, …; created by migration 2) in
-autocommit, so one round trip per step. Inside it, counter rows are created if missing
-(``INSERT … ON CONFLICT DO NOTHING``, in key order) and locked with ``SELECT … ORDER BY key
-FOR UPDATE`` before the counting rule (:func:`~llmbudget.core.ledger.fits`) is applied, so two
-steps touching the same counters queue on the row locks instead of interleaving, always in
-the same (key) order. Expired leases are taken with ``FOR UPDATE SKIP LOCKED``, so concurrent
-sweeps never settle one twice. If PostgreSQL still reports a deadlock, the whole step is
-retried (it was rolled back).
+call of a PL/pgSQL function (``llmb_reserve``, ``llmb_commit``, …; created by migration 2,
+re-created with pools and gates by migration 4) in autocommit, so one round trip per step.
+Inside it, counter rows are created if missing (``INSERT … ON CONFLICT DO NOTHING``, in key
+order) and locked with ``SELECT … ORDER BY key FOR UPDATE`` before the counting rule
+(:func:`~llmbudget.core.ledger.fits`) is applied, so two steps touching the same counters
+queue on the row locks instead of interleaving, always in the same (key) order. Expired
+leases are taken with ``FOR UPDATE SKIP LOCKED``, so concurrent sweeps never settle one
+twice. If PostgreSQL still reports a deadlock, the whole step is retried (it was rolled
+back).
 
 URL: ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB`` plus llmbudget's own query options,
 removed before the URL reaches libpq (any other query option is passed on to libpq):
@@ -58,6 +59,7 @@ from ..core.ledger import (
     CounterState,
     ReservationMeta,
     ReserveOutcome,
+    Transfer,
     Usage,
     UsageEvent,
 )
@@ -68,6 +70,7 @@ __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 
+
 # -- migration 2: one server-side function per atomic step --------------------------------------
 # Each step is one statement, `SELECT * FROM llmb_<step>(...)`, run in its own (autocommit)
 # transaction: one round trip. Every function returns a header row (o_flag: reserve/extend 0
@@ -75,327 +78,570 @@ T = TypeVar("T")
 # duplicate; the rest 0) followed by counter rows. Locking: counter rows are created in key
 # order and locked `ORDER BY key FOR UPDATE` before the counting rule is applied; expired
 # leases are taken `FOR UPDATE SKIP LOCKED`.
-_COUNTER_OUT = (
-    "o_flag integer, o_key text, o_budget text, o_window_id text, o_window_end float8, "
-    "o_partition text, o_used bigint, o_reserved bigint, o_granted bigint, o_level integer"
-)
-_HEADER = (
-    "SELECT {flag}, NULL::text, NULL::text, NULL::text, NULL::float8, NULL::text, "
-    "NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer"
-)
-# the public step functions take the charges as one JSON array of
-# [key, budget, amount, cap|null, window_id, window_end|null, partition JSON] (one cheap
-# parameter for the client) and unpack them into these arrays first
-_CHARGE_VARS = (
-    "p_keys text[]; p_budgets text[]; p_amounts bigint[]; p_caps bigint[]; "
-    "p_window_ids text[]; p_window_ends float8[]; p_partitions text[];"
-)
-_UNPACK = """
-      SELECT coalesce(array_agg(e->>0 ORDER BY o), '{}'),
-        coalesce(array_agg(e->>1 ORDER BY o), '{}'),
-        coalesce(array_agg((e->>2)::bigint ORDER BY o), '{}'),
-        coalesce(array_agg((e->>3)::bigint ORDER BY o), '{}'),
-        coalesce(array_agg(e->>4 ORDER BY o), '{}'),
-        coalesce(array_agg((e->>5)::float8 ORDER BY o), '{}'),
-        coalesce(array_agg(e->>6 ORDER BY o), '{}')
-      INTO p_keys, p_budgets, p_amounts, p_caps, p_window_ids, p_window_ends, p_partitions
-      FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(e, o);"""
-_CHARGE_ARGS = (
-    "p_keys text[], p_budgets text[], p_amounts bigint[], p_caps bigint[], "
-    "p_window_ids text[], p_window_ends float8[], p_partitions text[]"
-)
-# the counters of some keys in the order given (missing ones skipped)
-_ROWS_OF = (
-    "SELECT 0, c.key, c.budget, c.window_id, c.window_end, c.partition, c.used, c.reserved, "
-    "c.granted, c.level FROM unnest({keys}) WITH ORDINALITY AS t(k, i) "
-    "JOIN counters c ON c.key = t.k ORDER BY t.i"
-)
-# the refused reply body: each charged counter as found (zeros for missing ones)
-_AS_FOUND = (
-    "SELECT 0, t.k, coalesce(c.budget, t.b), coalesce(c.window_id, t.w), "
-    "CASE WHEN c.key IS NULL THEN t.e ELSE c.window_end END, coalesce(c.partition, t.p), "
-    "coalesce(c.used, 0), coalesce(c.reserved, 0), coalesce(c.granted, 0), "
-    "coalesce(c.level, 0) "
-    "FROM unnest(p_keys, p_budgets, p_window_ids, p_window_ends, p_partitions) "
-    "WITH ORDINALITY AS t(k, b, w, e, p, i) LEFT JOIN counters c ON c.key = t.k ORDER BY t.i"
-)
-# update counters by per-key deltas and return the header (flag 0) and the counters after,
-# in the order of {keys}: one statement
-_UPDATE_RETURN = (
-    "WITH u AS (UPDATE counters c SET used = c.used + {used}, reserved = c.reserved + "
-    "{reserved} FROM {deltas} d WHERE c.key = d.k RETURNING c.key, c.budget, c.window_id, "
-    "c.window_end, c.partition, c.used, c.reserved, c.granted, c.level) "
-    "SELECT x.f, x.key, x.budget, x.window_id, x.window_end, x.partition, x.used, "
-    "x.reserved, x.granted, x.level FROM ("
-    "SELECT 0 AS f, NULL::text AS key, NULL::text AS budget, NULL::text AS window_id, "
-    "NULL::float8 AS window_end, NULL::text AS partition, NULL::bigint AS used, "
-    "NULL::bigint AS reserved, NULL::bigint AS granted, NULL::integer AS level, 0::bigint AS o "
-    "UNION ALL SELECT 0, u.*, t.i FROM unnest({keys}) WITH ORDINALITY AS t(k, i) "
-    "JOIN u ON u.key = t.k) x ORDER BY x.o"
-)
-_SUM_BY_KEY = "(SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1)"
-_HELD = (
-    "(SELECT e->>0 AS k, (e->>1)::bigint AS a, o AS i "
-    "FROM jsonb_array_elements({j}) WITH ORDINALITY AS x(e, o))"
-)
+def _step_functions(pools: bool) -> tuple[str, ...]:
+    """The step functions, as created by migration 2 (``pools`` false: counters without
+    ``borrowed``/``lent``/``closed``) and re-created by migration 4 (``pools`` true: those
+    columns in every counter row, the gate and headroom in the counting rule, and borrowing
+    from pool members in reserve and extend; see ``llmb_try``)."""
+    _COUNTER_OUT = (
+        "o_flag integer, o_key text, o_budget text, o_window_id text, o_window_end float8, "
+        "o_partition text, o_used bigint, o_reserved bigint, o_granted bigint, o_level integer"
+    )
+    _HEADER = (
+        "SELECT {flag}, NULL::text, NULL::text, NULL::text, NULL::float8, NULL::text, "
+        "NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer"
+    )
+    # the public step functions take the charges as one JSON array of
+    # [key, budget, amount, cap|null, window_id, window_end|null, partition JSON] (one cheap
+    # parameter for the client) and unpack them into these arrays first
+    _CHARGE_VARS = (
+        "p_keys text[]; p_budgets text[]; p_amounts bigint[]; p_caps bigint[]; "
+        "p_window_ids text[]; p_window_ends float8[]; p_partitions text[];"
+    )
+    _UNPACK = """
+          SELECT coalesce(array_agg(e->>0 ORDER BY o), '{}'),
+            coalesce(array_agg(e->>1 ORDER BY o), '{}'),
+            coalesce(array_agg((e->>2)::bigint ORDER BY o), '{}'),
+            coalesce(array_agg((e->>3)::bigint ORDER BY o), '{}'),
+            coalesce(array_agg(e->>4 ORDER BY o), '{}'),
+            coalesce(array_agg((e->>5)::float8 ORDER BY o), '{}'),
+            coalesce(array_agg(e->>6 ORDER BY o), '{}')
+          INTO p_keys, p_budgets, p_amounts, p_caps, p_window_ids, p_window_ends, p_partitions
+          FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(e, o);"""
+    _CHARGE_ARGS = (
+        "p_keys text[], p_budgets text[], p_amounts bigint[], p_caps bigint[], "
+        "p_window_ids text[], p_window_ends float8[], p_partitions text[]"
+    )
+    # the counters of some keys in the order given (missing ones skipped)
+    _ROWS_OF = (
+        "SELECT 0, c.key, c.budget, c.window_id, c.window_end, c.partition, c.used, c.reserved, "
+        "c.granted, c.level FROM unnest({keys}) WITH ORDINALITY AS t(k, i) "
+        "JOIN counters c ON c.key = t.k ORDER BY t.i"
+    )
+    # the refused reply body: each charged counter as found (zeros for missing ones)
+    _AS_FOUND = (
+        "SELECT 0, t.k, coalesce(c.budget, t.b), coalesce(c.window_id, t.w), "
+        "CASE WHEN c.key IS NULL THEN t.e ELSE c.window_end END, coalesce(c.partition, t.p), "
+        "coalesce(c.used, 0), coalesce(c.reserved, 0), coalesce(c.granted, 0), "
+        "coalesce(c.level, 0) "
+        "FROM unnest(p_keys, p_budgets, p_window_ids, p_window_ends, p_partitions) "
+        "WITH ORDINALITY AS t(k, b, w, e, p, i) LEFT JOIN counters c ON c.key = t.k ORDER BY t.i"
+    )
+    # update counters by per-key deltas and return the header (flag 0) and the counters after,
+    # in the order of {keys}: one statement
+    _UPDATE_RETURN = (
+        "WITH u AS (UPDATE counters c SET used = c.used + {used}, reserved = c.reserved + "
+        "{reserved} FROM {deltas} d WHERE c.key = d.k RETURNING c.key, c.budget, c.window_id, "
+        "c.window_end, c.partition, c.used, c.reserved, c.granted, c.level) "
+        "SELECT x.f, x.key, x.budget, x.window_id, x.window_end, x.partition, x.used, "
+        "x.reserved, x.granted, x.level FROM ("
+        "SELECT 0 AS f, NULL::text AS key, NULL::text AS budget, NULL::text AS window_id, "
+        "NULL::float8 AS window_end, NULL::text AS partition, NULL::bigint AS used, "
+        "NULL::bigint AS reserved, NULL::bigint AS granted, NULL::integer AS level, 0::bigint AS o "
+        "UNION ALL SELECT 0, u.*, t.i FROM unnest({keys}) WITH ORDINALITY AS t(k, i) "
+        "JOIN u ON u.key = t.k) x ORDER BY x.o"
+    )
+    _SUM_BY_KEY = "(SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1)"
+    _HELD = (
+        "(SELECT e->>0 AS k, (e->>1)::bigint AS a, o AS i "
+        "FROM jsonb_array_elements({j}) WITH ORDINALITY AS x(e, o))"
+    )
 
-MIGRATION_2 = (
-    # create the charged counters that are missing (in key order), lock all of them in key
-    # order, and return the 1-based index of the first charge that does not fit (NULL when
-    # all fit: the counting rule of llmbudget.core.ledger.fits); on refusal the counters this
-    # call created are removed again
-    f"""CREATE FUNCTION llmb_lock_check({_CHARGE_ARGS}) RETURNS integer
+    # the counting rule (llmbudget.core.ledger.fits) over unnest(...) AS t(k, a, c, i)
+    _RULE = (
+        "t.c IS NOT NULL AND t.a > 0\n"
+        "            AND counters.used + counters.reserved + t.a > t.c + counters.granted"
+    )
+    if pools:  # every counter row carries borrowed, lent, closed; the rule has gates and headroom
+        _COUNTER_OUT += ", o_borrowed bigint, o_lent bigint, o_closed boolean"
+        _HEADER += ", NULL::bigint, NULL::bigint, NULL::boolean"
+        _ROWS_OF = _ROWS_OF.replace(
+            "c.granted, c.level FROM", "c.granted, c.level, c.borrowed, c.lent, c.closed FROM"
+        )
+        _AS_FOUND = _AS_FOUND.replace(
+            "coalesce(c.level, 0) ",
+            "coalesce(c.level, 0), coalesce(c.borrowed, 0), coalesce(c.lent, 0), "
+            "coalesce(c.closed, false) ",
+        )
+        _UPDATE_RETURN = (
+            _UPDATE_RETURN.replace(
+                "c.granted, c.level)", "c.granted, c.level, c.borrowed, c.lent, c.closed)"
+            )
+            .replace(
+                "x.granted, x.level FROM", "x.granted, x.level, x.borrowed, x.lent, x.closed FROM"
+            )
+            .replace(
+                "NULL::integer AS level, 0::bigint AS o",
+                "NULL::integer AS level, NULL::bigint AS borrowed, NULL::bigint AS lent, "
+                "NULL::boolean AS closed, 0::bigint AS o",
+            )
+        )
+        _RULE = (
+            "t.c IS NOT NULL AND (counters.closed OR (t.a > 0 AND counters.used + "
+            "counters.reserved + t.a > t.c + counters.granted + counters.borrowed - "
+            "counters.lent))"
+        )
+    stmts = (
+        # create the charged counters that are missing (in key order), lock all of them in key
+        # order, and return the 1-based index of the first charge that does not fit (NULL when
+        # all fit: the counting rule of llmbudget.core.ledger.fits); on refusal the counters this
+        # call created are removed again
+        f"""CREATE FUNCTION llmb_lock_check({_CHARGE_ARGS}) RETURNS integer
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE v_created text[]; v_bad integer;
+        BEGIN
+          WITH ins AS (
+            INSERT INTO counters (key, budget, window_id, window_end, partition)
+            SELECT DISTINCT ON (t.k) t.k, t.b, t.w, t.e, t.p
+            FROM unnest(p_keys, p_budgets, p_window_ids, p_window_ends, p_partitions)
+              WITH ORDINALITY AS t(k, b, w, e, p, i)
+            ORDER BY t.k, t.i
+            ON CONFLICT (key) DO NOTHING RETURNING key)
+          SELECT array_agg(key) INTO v_created FROM ins;
+          PERFORM 1 FROM counters WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE;
+          SELECT min(t.i) INTO v_bad
+          FROM unnest(p_keys, p_amounts, p_caps) WITH ORDINALITY AS t(k, a, c, i)
+          JOIN counters ON counters.key = t.k
+          WHERE {_RULE};
+          IF v_bad IS NOT NULL AND v_created IS NOT NULL THEN
+            DELETE FROM counters WHERE key = ANY(v_created);
+          END IF;
+          RETURN v_bad;
+        END $$""",
+        """CREATE FUNCTION llmb_sweep(p_at float8, p_now float8) RETURNS integer
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE v_ids text[];
+        BEGIN
+          SELECT array_agg(id ORDER BY id) INTO v_ids FROM (
+            SELECT id FROM reservations WHERE state = 'active' AND lease_until < p_at
+            ORDER BY id FOR UPDATE SKIP LOCKED) due;
+          IF v_ids IS NULL THEN RETURN 0; END IF;
+          PERFORM 1 FROM counters WHERE key IN (
+            SELECT e->>0 FROM reservations r, jsonb_array_elements(r.charges) e
+            WHERE r.id = ANY(v_ids)) ORDER BY key FOR UPDATE;
+          UPDATE counters c SET used = c.used + d.a, reserved = c.reserved - d.a
+          FROM (SELECT e->>0 AS k, sum((e->>1)::bigint) AS a
+                FROM reservations r, jsonb_array_elements(r.charges) e
+                WHERE r.id = ANY(v_ids) GROUP BY 1) d
+          WHERE c.key = d.k;
+          UPDATE reservations SET state = 'expired' WHERE id = ANY(v_ids);
+          INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
+            reasoning, cost_micros, est_prompt, est_completion, settled)
+          SELECT id, p_now, labels, coalesce(labels->>'model', ''),
+            coalesce(labels->>'operation', ''), est_prompt, est_completion, 0, 0, NULL,
+            est_prompt, est_completion, false
+          FROM reservations WHERE id = ANY(v_ids) ORDER BY id;
+          RETURN array_length(v_ids, 1);
+        END $$""",
+        f"""CREATE FUNCTION llmb_reserve(p_rid text, p_charges jsonb, p_held jsonb,
+          p_labels jsonb, p_est_prompt bigint, p_est_completion bigint, p_lease float8,
+          p_now float8, p_server_clock boolean, p_sweep boolean) RETURNS TABLE({_COUNTER_OUT})
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE
+          v_now float8 := CASE WHEN p_server_clock THEN extract(epoch FROM now())::float8
+                          ELSE p_now END;
+          v_bad integer;
+          v_found integer;
+          v_distinct integer;
+          v_used boolean;
+          {_CHARGE_VARS}
+        BEGIN
+          {_UNPACK}
+          IF p_sweep THEN PERFORM llmb_sweep(v_now, p_now); END IF;
+          SELECT (SELECT count(*) FROM counters WHERE key = ANY(p_keys)),
+            (SELECT count(DISTINCT k) FROM unnest(p_keys) AS k),
+            EXISTS (SELECT 1 FROM events WHERE id = p_rid)
+          INTO v_found, v_distinct, v_used;
+          IF v_used THEN  -- (an id in use by a reservation hits reservations' primary key)
+            RAISE EXCEPTION USING ERRCODE = 'LB001',
+              MESSAGE = format('reservation id %L is already in use', p_rid);
+          END IF;
+          IF v_found = v_distinct THEN
+            -- every counter exists (the common case): lock them in key order, then apply the
+            -- counting rule
+            PERFORM 1 FROM counters WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE;
+            SELECT min(t.i) INTO v_bad
+            FROM unnest(p_keys, p_amounts, p_caps) WITH ORDINALITY AS t(k, a, c, i)
+            JOIN counters ON counters.key = t.k
+            WHERE {_RULE};
+          ELSE
+            v_bad := llmb_lock_check(p_keys, p_budgets, p_amounts, p_caps, p_window_ids,
+              p_window_ends, p_partitions);
+          END IF;
+          IF v_bad IS NOT NULL THEN
+            RETURN QUERY {_HEADER.format(flag="v_bad")};
+            RETURN QUERY {_AS_FOUND};
+            RETURN;
+          END IF;
+          INSERT INTO reservations (id, state, charges, labels, est_prompt, est_completion,
+            lease_until, created)
+          VALUES (p_rid, 'active', p_held, p_labels, p_est_prompt, p_est_completion,
+            v_now + p_lease, p_now);
+          RETURN QUERY {
+            _UPDATE_RETURN.format(
+                used="0",
+                reserved="d.a",
+                deltas=_SUM_BY_KEY,
+                keys="p_keys",
+            )
+        };
+        END $$""",
+        f"""CREATE FUNCTION llmb_extend(p_rid text, p_charges jsonb, p_lease float8, p_now float8,
+          p_server_clock boolean) RETURNS TABLE({_COUNTER_OUT})
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE
+          v_now float8 := CASE WHEN p_server_clock THEN extract(epoch FROM now())::float8
+                          ELSE p_now END;
+          r record;
+          v_bad integer;
+          {_CHARGE_VARS}
+        BEGIN
+          {_UNPACK}
+          SELECT state, charges INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+          IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'LB002', MESSAGE = format(
+              'cannot extend reservation %L: it is %s', p_rid,
+              CASE WHEN EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN 'committed'
+              ELSE 'unknown' END);
+          END IF;
+          IF r.state <> 'active' THEN
+            RAISE EXCEPTION USING ERRCODE = 'LB002',
+              MESSAGE = format('cannot extend reservation %L: it is %s', p_rid, r.state);
+          END IF;
+          v_bad := llmb_lock_check(p_keys, p_budgets, p_amounts, p_caps, p_window_ids,
+            p_window_ends, p_partitions);
+          IF v_bad IS NOT NULL THEN
+            RETURN QUERY {_HEADER.format(flag="v_bad")};
+            RETURN QUERY {_AS_FOUND};
+            RETURN;
+          END IF;
+          UPDATE counters c SET reserved = c.reserved + d.a
+          FROM (SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1) d
+          WHERE c.key = d.k;
+          UPDATE reservations SET lease_until = v_now + p_lease, charges = (
+            SELECT jsonb_agg(jsonb_build_array(g.k, g.a) ORDER BY g.i) FROM (
+              SELECT u.k, sum(u.a) AS a, min(u.i) AS i FROM (
+                SELECT * FROM {_HELD.format(j="r.charges")} h
+                UNION ALL
+                SELECT t.k, t.a, 1000000000 + t.i
+                FROM unnest(p_keys, p_amounts) WITH ORDINALITY AS t(k, a, i)) u
+              GROUP BY 1) g)
+          WHERE id = p_rid;
+          RETURN QUERY {_HEADER.format(flag=0)};
+          RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
+        END $$""",
+        f"""CREATE FUNCTION llmb_commit(p_rid text, p_keys text[], p_amounts bigint[],
+          p_prompt bigint, p_completion bigint, p_cached bigint, p_reasoning bigint,
+          p_cost bigint, p_now float8) RETURNS TABLE({_COUNTER_OUT})
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE r record; v_expired boolean;
+        BEGIN
+          SELECT state, charges, labels, est_prompt, est_completion,
+            ARRAY(SELECT e->>0 FROM jsonb_array_elements(charges) WITH ORDINALITY AS x(e, o)
+                  ORDER BY o) AS keys
+          INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+          IF NOT FOUND THEN
+            IF EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN
+              RETURN QUERY {_HEADER.format(flag=1)};
+              RETURN;
+            END IF;
+            RAISE EXCEPTION USING ERRCODE = 'LB002',
+              MESSAGE = format('cannot commit reservation %L: unknown id', p_rid);
+          END IF;
+          IF r.state = 'released' THEN
+            RAISE EXCEPTION USING ERRCODE = 'LB002',
+              MESSAGE = format('cannot commit reservation %L: it was released', p_rid);
+          END IF;
+          IF r.state = 'committed' THEN
+            RETURN QUERY {_HEADER.format(flag=1)};
+            RETURN QUERY {_ROWS_OF.format(keys="r.keys")};
+            RETURN;
+          END IF;
+          v_expired := r.state = 'expired';
+          PERFORM 1 FROM counters WHERE key = ANY(r.keys) ORDER BY key FOR UPDATE;
+          IF v_expired THEN DELETE FROM events WHERE id = p_rid; END IF;
+          WITH ev AS (
+            INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
+              reasoning, cost_micros, est_prompt, est_completion, settled)
+            VALUES (p_rid, p_now, r.labels, coalesce(r.labels->>'model', ''),
+              coalesce(r.labels->>'operation', ''), p_prompt, p_completion, p_cached,
+              p_reasoning, p_cost, r.est_prompt, r.est_completion, true))
+          UPDATE reservations SET state = 'committed' WHERE id = p_rid;
+          RETURN QUERY {
+            _UPDATE_RETURN.format(
+                used="d.u",
+                reserved="d.r",
+                deltas="(SELECT h.k, coalesce(a.a, 0) - "
+                "CASE WHEN v_expired THEN h.a ELSE 0 END AS u, "
+                "CASE WHEN v_expired THEN 0 ELSE -h.a END AS r FROM "
+                + _HELD.format(j="r.charges")
+                + " h LEFT JOIN unnest(p_keys, p_amounts) AS a(k, a) ON a.k = h.k)",
+                keys="r.keys",
+            )
+        };
+        END $$""",
+        f"""CREATE FUNCTION llmb_release(p_rid text) RETURNS TABLE({_COUNTER_OUT})
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE r record; v_keys text[];
+        BEGIN
+          SELECT state, charges INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+          IF NOT FOUND THEN
+            IF EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN
+              RETURN QUERY {_HEADER.format(flag=0)};
+              RETURN;
+            END IF;
+            RAISE EXCEPTION USING ERRCODE = 'LB002',
+              MESSAGE = format('cannot release reservation %L: unknown id', p_rid);
+          END IF;
+          SELECT array_agg(h.k ORDER BY h.i) INTO v_keys FROM {_HELD.format(j="r.charges")} h;
+          IF r.state = 'active' THEN
+            PERFORM 1 FROM counters WHERE key = ANY(v_keys) ORDER BY key FOR UPDATE;
+            UPDATE counters c SET reserved = c.reserved - h.a
+            FROM {_HELD.format(j="r.charges")} h WHERE c.key = h.k;
+            UPDATE reservations SET state = 'released' WHERE id = p_rid;
+          END IF;
+          RETURN QUERY {_HEADER.format(flag=0)};
+          RETURN QUERY {_ROWS_OF.format(keys="v_keys")};
+        END $$""",
+        f"""CREATE FUNCTION llmb_record(p_id text, p_charges jsonb, p_labels jsonb,
+          p_prompt bigint, p_completion bigint, p_cached bigint, p_reasoning bigint,
+          p_cost bigint, p_now float8) RETURNS TABLE({_COUNTER_OUT})
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE {_CHARGE_VARS}
+        BEGIN
+          {_UNPACK}
+          INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
+            reasoning, cost_micros, est_prompt, est_completion, settled)
+          VALUES (p_id, p_now, p_labels, coalesce(p_labels->>'model', ''),
+            coalesce(p_labels->>'operation', ''), p_prompt, p_completion, p_cached, p_reasoning,
+            p_cost, NULL, NULL, true)
+          ON CONFLICT (id) DO NOTHING;
+          IF NOT FOUND THEN
+            RETURN QUERY {_HEADER.format(flag=1)};
+            RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
+            RETURN;
+          END IF;
+          PERFORM llmb_lock_check(p_keys, p_budgets, p_amounts,
+            array_fill(NULL::bigint, ARRAY[cardinality(p_keys)]), p_window_ids, p_window_ends,
+            p_partitions);
+          UPDATE counters c SET used = c.used + d.a
+          FROM (SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1) d
+          WHERE c.key = d.k;
+          RETURN QUERY {_HEADER.format(flag=0)};
+          RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
+        END $$""",
+    )
+    if not pools:
+        return stmts
+    return _pool_steps(stmts, _HEADER, _ROWS_OF)
+
+
+# -- migration 4: pools (borrowed, lent) and confidence gates (closed) ---------------------------
+# llmb_try is llmbudget.core.ledger.apply_reserve restated for the slow path (a charge with pool
+# donors, or a key charged twice): create the missing charged counters (key order), lock them
+# (key order), then apply the charges one after another, so a later charge sees the earlier
+# ones. A charge that does not fit borrows from its donors (locked only then): the lowest
+# priority first, then the most idle (least total / (cap + headroom)), ties in the given order,
+# each down to its min_reserve at most; missing donors are created from their description. Any
+# refusal raises LB009 inside a sub-transaction: everything the loop did is rolled back, and the
+# charged counters this call created are removed again. The charges are the step functions'
+# JSON (see _UNPACK) with element 7 the donors: [key, budget, cap, min_reserve, priority,
+# window_id, window_end|null, partition JSON].
+_TRY = """CREATE FUNCTION llmb_try(p_charges jsonb, OUT o_bad integer, OUT o_transfers jsonb,
+      OUT o_after jsonb)
     LANGUAGE plpgsql AS $$
     #variable_conflict use_column
-    DECLARE v_created text[]; v_bad integer;
+    DECLARE
+      v_created text[]; ch record; c record; d record;
+      v_amount bigint; v_cap bigint; v_short bigint; v_take bigint;
     BEGIN
+      o_transfers := '[]'::jsonb;
+      o_after := '[]'::jsonb;
       WITH ins AS (
         INSERT INTO counters (key, budget, window_id, window_end, partition)
-        SELECT DISTINCT ON (t.k) t.k, t.b, t.w, t.e, t.p
-        FROM unnest(p_keys, p_budgets, p_window_ids, p_window_ends, p_partitions)
-          WITH ORDINALITY AS t(k, b, w, e, p, i)
-        ORDER BY t.k, t.i
+        SELECT DISTINCT ON (x.e->>0) x.e->>0, x.e->>1, x.e->>4, (x.e->>5)::float8, x.e->>6
+        FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(e, o)
+        ORDER BY x.e->>0, x.o
         ON CONFLICT (key) DO NOTHING RETURNING key)
       SELECT array_agg(key) INTO v_created FROM ins;
-      PERFORM 1 FROM counters WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE;
-      SELECT min(t.i) INTO v_bad
-      FROM unnest(p_keys, p_amounts, p_caps) WITH ORDINALITY AS t(k, a, c, i)
-      JOIN counters ON counters.key = t.k
-      WHERE t.c IS NOT NULL AND t.a > 0
-        AND counters.used + counters.reserved + t.a > t.c + counters.granted;
-      IF v_bad IS NOT NULL AND v_created IS NOT NULL THEN
-        DELETE FROM counters WHERE key = ANY(v_created);
-      END IF;
-      RETURN v_bad;
-    END $$""",
-    """CREATE FUNCTION llmb_sweep(p_at float8, p_now float8) RETURNS integer
-    LANGUAGE plpgsql AS $$
-    #variable_conflict use_column
-    DECLARE v_ids text[];
-    BEGIN
-      SELECT array_agg(id ORDER BY id) INTO v_ids FROM (
-        SELECT id FROM reservations WHERE state = 'active' AND lease_until < p_at
-        ORDER BY id FOR UPDATE SKIP LOCKED) due;
-      IF v_ids IS NULL THEN RETURN 0; END IF;
-      PERFORM 1 FROM counters WHERE key IN (
-        SELECT e->>0 FROM reservations r, jsonb_array_elements(r.charges) e
-        WHERE r.id = ANY(v_ids)) ORDER BY key FOR UPDATE;
-      UPDATE counters c SET used = c.used + d.a, reserved = c.reserved - d.a
-      FROM (SELECT e->>0 AS k, sum((e->>1)::bigint) AS a
-            FROM reservations r, jsonb_array_elements(r.charges) e
-            WHERE r.id = ANY(v_ids) GROUP BY 1) d
-      WHERE c.key = d.k;
-      UPDATE reservations SET state = 'expired' WHERE id = ANY(v_ids);
-      INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
-        reasoning, cost_micros, est_prompt, est_completion, settled)
-      SELECT id, p_now, labels, coalesce(labels->>'model', ''),
-        coalesce(labels->>'operation', ''), est_prompt, est_completion, 0, 0, NULL,
-        est_prompt, est_completion, false
-      FROM reservations WHERE id = ANY(v_ids) ORDER BY id;
-      RETURN array_length(v_ids, 1);
-    END $$""",
-    f"""CREATE FUNCTION llmb_reserve(p_rid text, p_charges jsonb, p_held jsonb,
-      p_labels jsonb, p_est_prompt bigint, p_est_completion bigint, p_lease float8,
-      p_now float8, p_server_clock boolean, p_sweep boolean) RETURNS TABLE({_COUNTER_OUT})
-    LANGUAGE plpgsql AS $$
-    #variable_conflict use_column
-    DECLARE
-      v_now float8 := CASE WHEN p_server_clock THEN extract(epoch FROM now())::float8
-                      ELSE p_now END;
-      v_bad integer;
-      v_found integer;
-      v_distinct integer;
-      v_used boolean;
-      {_CHARGE_VARS}
-    BEGIN
-      {_UNPACK}
-      IF p_sweep THEN PERFORM llmb_sweep(v_now, p_now); END IF;
-      SELECT (SELECT count(*) FROM counters WHERE key = ANY(p_keys)),
-        (SELECT count(DISTINCT k) FROM unnest(p_keys) AS k),
-        EXISTS (SELECT 1 FROM events WHERE id = p_rid)
-      INTO v_found, v_distinct, v_used;
-      IF v_used THEN  -- (an id in use by a reservation hits reservations' primary key)
-        RAISE EXCEPTION USING ERRCODE = 'LB001',
-          MESSAGE = format('reservation id %L is already in use', p_rid);
-      END IF;
-      IF v_found = v_distinct THEN
-        -- every counter exists (the common case): lock them in key order, then apply the
-        -- counting rule
-        PERFORM 1 FROM counters WHERE key = ANY(p_keys) ORDER BY key FOR UPDATE;
-        SELECT min(t.i) INTO v_bad
-        FROM unnest(p_keys, p_amounts, p_caps) WITH ORDINALITY AS t(k, a, c, i)
-        JOIN counters ON counters.key = t.k
-        WHERE t.c IS NOT NULL AND t.a > 0
-          AND counters.used + counters.reserved + t.a > t.c + counters.granted;
-      ELSE
-        v_bad := llmb_lock_check(p_keys, p_budgets, p_amounts, p_caps, p_window_ids,
-          p_window_ends, p_partitions);
-      END IF;
-      IF v_bad IS NOT NULL THEN
-        RETURN QUERY {_HEADER.format(flag="v_bad")};
-        RETURN QUERY {_AS_FOUND};
-        RETURN;
-      END IF;
-      INSERT INTO reservations (id, state, charges, labels, est_prompt, est_completion,
-        lease_until, created)
-      VALUES (p_rid, 'active', p_held, p_labels, p_est_prompt, p_est_completion,
-        v_now + p_lease, p_now);
-      RETURN QUERY {
-        _UPDATE_RETURN.format(
-            used="0",
-            reserved="d.a",
-            deltas=_SUM_BY_KEY,
-            keys="p_keys",
-        )
-    };
-    END $$""",
-    f"""CREATE FUNCTION llmb_extend(p_rid text, p_charges jsonb, p_lease float8, p_now float8,
-      p_server_clock boolean) RETURNS TABLE({_COUNTER_OUT})
-    LANGUAGE plpgsql AS $$
-    #variable_conflict use_column
-    DECLARE
-      v_now float8 := CASE WHEN p_server_clock THEN extract(epoch FROM now())::float8
-                      ELSE p_now END;
-      r record;
-      v_bad integer;
-      {_CHARGE_VARS}
-    BEGIN
-      {_UNPACK}
-      SELECT state, charges INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
-      IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'LB002', MESSAGE = format(
-          'cannot extend reservation %L: it is %s', p_rid,
-          CASE WHEN EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN 'committed'
-          ELSE 'unknown' END);
-      END IF;
-      IF r.state <> 'active' THEN
-        RAISE EXCEPTION USING ERRCODE = 'LB002',
-          MESSAGE = format('cannot extend reservation %L: it is %s', p_rid, r.state);
-      END IF;
-      v_bad := llmb_lock_check(p_keys, p_budgets, p_amounts, p_caps, p_window_ids,
-        p_window_ends, p_partitions);
-      IF v_bad IS NOT NULL THEN
-        RETURN QUERY {_HEADER.format(flag="v_bad")};
-        RETURN QUERY {_AS_FOUND};
-        RETURN;
-      END IF;
-      UPDATE counters c SET reserved = c.reserved + d.a
-      FROM (SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1) d
-      WHERE c.key = d.k;
-      UPDATE reservations SET lease_until = v_now + p_lease, charges = (
-        SELECT jsonb_agg(jsonb_build_array(g.k, g.a) ORDER BY g.i) FROM (
-          SELECT u.k, sum(u.a) AS a, min(u.i) AS i FROM (
-            SELECT * FROM {_HELD.format(j="r.charges")} h
-            UNION ALL
-            SELECT t.k, t.a, 1000000000 + t.i
-            FROM unnest(p_keys, p_amounts) WITH ORDINALITY AS t(k, a, i)) u
-          GROUP BY 1) g)
-      WHERE id = p_rid;
-      RETURN QUERY {_HEADER.format(flag=0)};
-      RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
-    END $$""",
-    f"""CREATE FUNCTION llmb_commit(p_rid text, p_keys text[], p_amounts bigint[],
-      p_prompt bigint, p_completion bigint, p_cached bigint, p_reasoning bigint,
-      p_cost bigint, p_now float8) RETURNS TABLE({_COUNTER_OUT})
-    LANGUAGE plpgsql AS $$
-    #variable_conflict use_column
-    DECLARE r record; v_expired boolean;
-    BEGIN
-      SELECT state, charges, labels, est_prompt, est_completion,
-        ARRAY(SELECT e->>0 FROM jsonb_array_elements(charges) WITH ORDINALITY AS x(e, o)
-              ORDER BY o) AS keys
-      INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
-      IF NOT FOUND THEN
-        IF EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN
-          RETURN QUERY {_HEADER.format(flag=1)};
-          RETURN;
+      PERFORM 1 FROM counters
+      WHERE key IN (SELECT e->>0 FROM jsonb_array_elements(p_charges) AS e)
+      ORDER BY key FOR UPDATE;
+      BEGIN
+        FOR ch IN SELECT x.e, x.o FROM jsonb_array_elements(p_charges) WITH ORDINALITY AS x(e, o)
+                  ORDER BY x.o LOOP
+          v_amount := (ch.e->>2)::bigint;
+          v_cap := (ch.e->>3)::bigint;
+          SELECT * INTO c FROM counters WHERE key = ch.e->>0;
+          IF v_cap IS NOT NULL AND (c.closed OR (v_amount > 0 AND c.used + c.reserved + v_amount
+              > v_cap + c.granted + c.borrowed - c.lent)) THEN
+            IF c.closed OR v_amount <= 0
+                OR jsonb_array_length(coalesce(ch.e->7, '[]'::jsonb)) = 0 THEN
+              RAISE EXCEPTION USING ERRCODE = 'LB009', MESSAGE = ch.o::text;
+            END IF;
+            v_short := c.used + c.reserved + v_amount - (v_cap + c.granted + c.borrowed - c.lent);
+            PERFORM 1 FROM counters
+            WHERE key IN (SELECT e->>0 FROM jsonb_array_elements(ch.e->7) AS e)
+            ORDER BY key FOR UPDATE;
+            FOR d IN
+              SELECT x.e->>0 AS k, x.e->>1 AS b, (x.e->>2)::bigint AS cap,
+                (x.e->>3)::bigint AS mr, x.e->>5 AS w, (x.e->>6)::float8 AS we, x.e->>7 AS p,
+                coalesce(n.used + n.reserved, 0) AS total,
+                coalesce(n.granted + n.borrowed - n.lent, 0) AS hr
+              FROM jsonb_array_elements(ch.e->7) WITH ORDINALITY AS x(e, o)
+              LEFT JOIN counters n ON n.key = x.e->>0
+              ORDER BY (x.e->>4)::bigint,
+                coalesce(n.used + n.reserved, 0)::float8
+                  / greatest(1, (x.e->>2)::bigint + coalesce(n.granted + n.borrowed - n.lent, 0)),
+                x.o
+            LOOP
+              v_take := least(v_short, greatest(0, d.cap + d.hr - d.total - d.mr));
+              IF v_take > 0 THEN
+                INSERT INTO counters AS t (key, budget, window_id, window_end, partition, lent)
+                VALUES (d.k, d.b, d.w, d.we, d.p, v_take)
+                ON CONFLICT (key) DO UPDATE SET lent = t.lent + excluded.lent;
+                UPDATE counters SET borrowed = borrowed + v_take WHERE key = ch.e->>0;
+                o_transfers := o_transfers || jsonb_build_array(
+                  jsonb_build_array(d.k, d.b, ch.e->>0, ch.e->>1, v_take));
+                v_short := v_short - v_take;
+              END IF;
+              EXIT WHEN v_short = 0;
+            END LOOP;
+            IF v_short > 0 THEN
+              RAISE EXCEPTION USING ERRCODE = 'LB009', MESSAGE = ch.o::text;
+            END IF;
+          END IF;
+          UPDATE counters SET reserved = reserved + v_amount WHERE key = ch.e->>0
+          RETURNING * INTO c;
+          o_after := o_after || jsonb_build_array(to_jsonb(c));
+        END LOOP;
+      EXCEPTION WHEN SQLSTATE 'LB009' THEN
+        o_bad := SQLERRM::integer;
+        o_transfers := '[]'::jsonb;
+        o_after := NULL;
+        IF v_created IS NOT NULL THEN
+          DELETE FROM counters WHERE key = ANY(v_created);
         END IF;
-        RAISE EXCEPTION USING ERRCODE = 'LB002',
-          MESSAGE = format('cannot commit reservation %L: unknown id', p_rid);
-      END IF;
-      IF r.state = 'released' THEN
-        RAISE EXCEPTION USING ERRCODE = 'LB002',
-          MESSAGE = format('cannot commit reservation %L: it was released', p_rid);
-      END IF;
-      IF r.state = 'committed' THEN
-        RETURN QUERY {_HEADER.format(flag=1)};
-        RETURN QUERY {_ROWS_OF.format(keys="r.keys")};
-        RETURN;
-      END IF;
-      v_expired := r.state = 'expired';
-      PERFORM 1 FROM counters WHERE key = ANY(r.keys) ORDER BY key FOR UPDATE;
-      IF v_expired THEN DELETE FROM events WHERE id = p_rid; END IF;
-      WITH ev AS (
-        INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
-          reasoning, cost_micros, est_prompt, est_completion, settled)
-        VALUES (p_rid, p_now, r.labels, coalesce(r.labels->>'model', ''),
-          coalesce(r.labels->>'operation', ''), p_prompt, p_completion, p_cached,
-          p_reasoning, p_cost, r.est_prompt, r.est_completion, true))
-      UPDATE reservations SET state = 'committed' WHERE id = p_rid;
-      RETURN QUERY {
-        _UPDATE_RETURN.format(
-            used="d.u",
-            reserved="d.r",
-            deltas="(SELECT h.k, coalesce(a.a, 0) - CASE WHEN v_expired THEN h.a ELSE 0 END AS u, "
-            "CASE WHEN v_expired THEN 0 ELSE -h.a END AS r FROM "
-            + _HELD.format(j="r.charges")
-            + " h LEFT JOIN unnest(p_keys, p_amounts) AS a(k, a) ON a.k = h.k)",
-            keys="r.keys",
-        )
-    };
-    END $$""",
-    f"""CREATE FUNCTION llmb_release(p_rid text) RETURNS TABLE({_COUNTER_OUT})
-    LANGUAGE plpgsql AS $$
-    #variable_conflict use_column
-    DECLARE r record; v_keys text[];
-    BEGIN
-      SELECT state, charges INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
-      IF NOT FOUND THEN
-        IF EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN
-          RETURN QUERY {_HEADER.format(flag=0)};
-          RETURN;
-        END IF;
-        RAISE EXCEPTION USING ERRCODE = 'LB002',
-          MESSAGE = format('cannot release reservation %L: unknown id', p_rid);
-      END IF;
-      SELECT array_agg(h.k ORDER BY h.i) INTO v_keys FROM {_HELD.format(j="r.charges")} h;
-      IF r.state = 'active' THEN
-        PERFORM 1 FROM counters WHERE key = ANY(v_keys) ORDER BY key FOR UPDATE;
-        UPDATE counters c SET reserved = c.reserved - h.a
-        FROM {_HELD.format(j="r.charges")} h WHERE c.key = h.k;
-        UPDATE reservations SET state = 'released' WHERE id = p_rid;
-      END IF;
-      RETURN QUERY {_HEADER.format(flag=0)};
-      RETURN QUERY {_ROWS_OF.format(keys="v_keys")};
-    END $$""",
-    f"""CREATE FUNCTION llmb_record(p_id text, p_charges jsonb, p_labels jsonb,
-      p_prompt bigint, p_completion bigint, p_cached bigint, p_reasoning bigint,
-      p_cost bigint, p_now float8) RETURNS TABLE({_COUNTER_OUT})
-    LANGUAGE plpgsql AS $$
-    #variable_conflict use_column
-    DECLARE {_CHARGE_VARS}
-    BEGIN
-      {_UNPACK}
-      INSERT INTO events (id, at, labels, model, operation, prompt, completion, cached,
-        reasoning, cost_micros, est_prompt, est_completion, settled)
-      VALUES (p_id, p_now, p_labels, coalesce(p_labels->>'model', ''),
-        coalesce(p_labels->>'operation', ''), p_prompt, p_completion, p_cached, p_reasoning,
-        p_cost, NULL, NULL, true)
-      ON CONFLICT (id) DO NOTHING;
-      IF NOT FOUND THEN
-        RETURN QUERY {_HEADER.format(flag=1)};
-        RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
-        RETURN;
-      END IF;
-      PERFORM llmb_lock_check(p_keys, p_budgets, p_amounts,
-        array_fill(NULL::bigint, ARRAY[cardinality(p_keys)]), p_window_ids, p_window_ends,
-        p_partitions);
-      UPDATE counters c SET used = c.used + d.a
-      FROM (SELECT t.k, sum(t.a) AS a FROM unnest(p_keys, p_amounts) AS t(k, a) GROUP BY 1) d
-      WHERE c.key = d.k;
-      RETURN QUERY {_HEADER.format(flag=0)};
-      RETURN QUERY {_ROWS_OF.format(keys="p_keys")};
-    END $$""",
+      END;
+    END $$"""
+
+# whether a step takes the slow path (llmb_try): a key charged twice, or a charge with donors
+_SLOW = (
+    "v_slow := (SELECT count(DISTINCT k) FROM unnest(p_keys) AS k) < cardinality(p_keys) "
+    "OR EXISTS (SELECT 1 FROM jsonb_array_elements(p_charges) AS e "
+    "WHERE jsonb_array_length(coalesce(e->7, '[]'::jsonb)) > 0);"
+)
+
+
+def _pool_steps(stmts: tuple[str, ...], header: str, rows_of: str) -> tuple[str, ...]:
+    """Migration 4's reserve and extend: the fast path (every charge on its own key, no
+    donors: one set-based check) as before, else ``llmb_try``; the granted header row carries
+    the transfers (JSON) in its ``o_partition`` column."""
+    granted = header.format(flag=0).replace(
+        "NULL::float8, NULL::text,", "NULL::float8, v_transfers::text,", 1
+    )
+    # the charged counters after each charge, as llmb_try saw them (apply_reserve's counters)
+    after = (
+        "SELECT 0, j->>'key', j->>'budget', j->>'window_id', (j->>'window_end')::float8, "
+        "j->>'partition', (j->>'used')::bigint, (j->>'reserved')::bigint, "
+        "(j->>'granted')::bigint, (j->>'level')::integer, (j->>'borrowed')::bigint, "
+        "(j->>'lent')::bigint, (j->>'closed')::boolean "
+        "FROM jsonb_array_elements(v_after) WITH ORDINALITY AS x(j, o) ORDER BY x.o"
+    )
+    slow_reply = (
+        f"IF v_slow THEN  -- llmb_try applied the charges\n"
+        f"        RETURN QUERY {granted};\n"
+        f"        RETURN QUERY {after};\n"
+        "        RETURN;\n      END IF;\n      "
+    )
+    rows = f"RETURN QUERY {rows_of.format(keys='p_keys')};"
+    out = []
+    for st in stmts:
+        if st.startswith("CREATE FUNCTION llmb_reserve("):
+            st = _sub(
+                st,
+                "v_used boolean;",
+                "v_used boolean; v_slow boolean; v_transfers jsonb; v_after jsonb;",
+            )
+            st = _sub(
+                st,
+                "IF v_found = v_distinct THEN",
+                _SLOW + "\n      IF v_slow THEN\n"
+                "        SELECT o_bad, o_transfers, o_after INTO v_bad, v_transfers, v_after FROM "
+                "llmb_try(p_charges);\n      ELSIF v_found = v_distinct THEN",
+            )
+            st = _sub(st, "RETURN QUERY WITH u AS", slow_reply + "RETURN QUERY WITH u AS")
+        elif st.startswith("CREATE FUNCTION llmb_release("):
+            # a late release of an expired reservation (charged at its estimate) takes that
+            # charge back and settles its event at zero, as the other stores do
+            done = "UPDATE reservations SET state = 'released' WHERE id = p_rid;"
+            st = _sub(
+                st,
+                done,
+                done + "\n      ELSIF r.state = 'expired' THEN\n"
+                "        PERFORM 1 FROM counters WHERE key = ANY(v_keys) ORDER BY key FOR UPDATE;\n"
+                "        UPDATE counters c SET used = c.used - h.a FROM (SELECT e->>0 AS k, "
+                "(e->>1)::bigint AS a FROM jsonb_array_elements(r.charges) AS e) h "
+                "WHERE c.key = h.k;\n"
+                "        UPDATE events SET prompt = 0, completion = 0, cached = 0, reasoning = 0, "
+                "cost_micros = NULL, settled = true WHERE id = p_rid;\n        " + done,
+            )
+        elif st.startswith("CREATE FUNCTION llmb_extend("):
+            st = _sub(
+                st,
+                "v_bad integer;",
+                "v_bad integer; v_slow boolean; v_transfers jsonb; v_after jsonb;",
+            )
+            call = "v_bad := llmb_lock_check(p_keys, p_budgets, p_amounts, p_caps, p_window_ids,"
+            st = _sub(
+                st,
+                call,
+                _SLOW + "\n      IF v_slow THEN\n"
+                "        SELECT o_bad, o_transfers, o_after INTO v_bad, v_transfers, v_after FROM "
+                "llmb_try(p_charges);\n      ELSE\n      " + call,
+            )
+            st = _sub(
+                st,
+                "p_window_ends, p_partitions);\n",
+                "p_window_ends, p_partitions);\n      END IF;\n",
+            )
+            st = _sub(
+                st,
+                "UPDATE counters c SET reserved = c.reserved + d.a",
+                "IF NOT v_slow THEN UPDATE counters c SET reserved = c.reserved + d.a",
+            )
+            st = _sub(st, "WHERE c.key = d.k;", "WHERE c.key = d.k; END IF;")
+            st = _sub(st, f"RETURN QUERY {header.format(flag=0)};", f"RETURN QUERY {granted};")
+            st = _sub(
+                st,
+                rows,
+                f"IF v_slow THEN RETURN QUERY {after}; ELSE {rows} END IF;",
+            )
+        out.append(st)
+    return (_TRY, *out)
+
+
+def _sub(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:
+        raise AssertionError(f"migration template: {old!r} found {text.count(old)} times")
+    return text.replace(old, new)
+
+
+MIGRATION_2 = _step_functions(False)
+
+MIGRATION_4 = (
+    "ALTER TABLE counters ADD COLUMN borrowed BIGINT NOT NULL DEFAULT 0, "
+    "ADD COLUMN lent BIGINT NOT NULL DEFAULT 0, ADD COLUMN closed BOOLEAN NOT NULL DEFAULT false",
+    "DROP FUNCTION llmb_reserve, llmb_extend, llmb_commit, llmb_release, llmb_record, "
+    "llmb_sweep, llmb_lock_check",
+    *_step_functions(True),
 )
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -437,11 +683,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE approvals ADD COLUMN window_end DOUBLE PRECISION, "
         "ADD COLUMN partition TEXT NOT NULL DEFAULT '[]'",
     ),
+    # pools (headroom borrowed and lent) and confidence gates (closed counters)
+    4: MIGRATION_4,
 }
 SCHEMA_VERSION = max(MIGRATIONS)  # this store's own schema (each store versions its own)
 SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps a reserve makes (sweep() forces one)
 
-_COLS = "key, budget, window_id, window_end, partition, used, reserved, granted, level"
+_COLS = (
+    "key, budget, window_id, window_end, partition, used, reserved, granted, level, borrowed, "
+    "lent, closed"
+)
 _OPTIONS = ("schema", "clock", "pool_max", "pool_timeout")
 _EVENT_COLS = (
     "id, at, labels, prompt, completion, cached, reasoning, cost_micros, est_prompt, "
@@ -506,10 +757,20 @@ def _options(url: str) -> tuple[str, str, str, int]:
 
 def _counter(r: Sequence[Any]) -> CounterState:
     """A counter from a row: (key, budget, window_id, window_end, partition, used, reserved,
-    granted, level), or the same after a leading flag column (the step functions' rows)."""
-    if len(r) == 10:
+    granted, level, borrowed, lent, closed), or the same after a leading flag column (the step
+    functions' rows)."""
+    if len(r) == 13:
         r = r[1:]
-    return CounterState(r[0], r[1], r[2], r[3], _partition(r[4]), r[5], r[6], r[7], r[8])
+    return CounterState(
+        r[0], r[1], r[2], r[3], _partition(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+    )
+
+
+def _transfers(raw: str | None) -> tuple[Transfer, ...]:
+    """The transfers a granted reserve/extend reports in its header row (JSON, or NULL)."""
+    if not raw:
+        return ()
+    return tuple(Transfer(t[0], t[1], t[2], t[3], int(t[4])) for t in json.loads(raw))
 
 
 def _approval(r: Sequence[Any]) -> Approval:
@@ -573,6 +834,19 @@ def _charges_json(charges: Sequence[Charge]) -> str:
                 c.window_id,
                 c.window_end,
                 _partition_json(c.partition),
+                [
+                    [
+                        d.key,
+                        d.budget,
+                        int(d.cap),
+                        int(d.min_reserve),
+                        int(d.priority),
+                        d.window_id,
+                        d.window_end,
+                        _partition_json(d.partition),
+                    ]
+                    for d in c.borrow
+                ],
             ]
             for c in charges
         ]
@@ -586,6 +860,8 @@ class PostgresStore(Store):
     the credentials, :class:`~llmbudget.ConfigError` for a bad URL and
     :class:`~llmbudget.SchemaError` for a ledger written by a newer llmbudget.
     """
+
+    supports_pools = True
 
     def __init__(self, url: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> None:
         self.url = redacted(url)
@@ -738,6 +1014,14 @@ class PostgresStore(Store):
         """Run one ``SELECT * FROM llmb_<step>(...)`` (its own transaction: the connection is
         in autocommit) and return ``(flag, counters)``; retry it whole if PostgreSQL broke a
         deadlock (the step was rolled back)."""
+        flag, counters, _ = self._call_header(doing, sql, args)
+        return flag, counters
+
+    def _call_header(
+        self, doing: str, sql: str, args: Sequence[Any]
+    ) -> tuple[int, tuple[CounterState, ...], Any]:
+        """:meth:`_call`, also returning the header row's ``o_partition`` (reserve and extend
+        report their pool transfers there)."""
         for attempt in range(5):
             try:
                 with self._errors(doing), self._get_pool().connection() as conn:
@@ -756,7 +1040,7 @@ class PostgresStore(Store):
                 if attempt < 4 and ("deadlock detected" in cause or "could not serialize" in cause):
                     continue
                 raise
-            return int(rows[0][0]), tuple(_counter(r) for r in rows[1:])
+            return int(rows[0][0]), tuple(_counter(r) for r in rows[1:]), rows[0][5]
         raise AssertionError("unreachable")
 
     def _sweep_due(self, now: float) -> bool:
@@ -776,7 +1060,7 @@ class PostgresStore(Store):
         lease_until: float,
         now: float,
     ) -> ReserveOutcome:
-        flag, counters = self._call(
+        flag, counters, extra = self._call_header(
             "reserve",
             "SELECT * FROM llmb_reserve(%s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)",
             (
@@ -794,19 +1078,19 @@ class PostgresStore(Store):
         )
         if flag:
             return ReserveOutcome(False, counters, charges[flag - 1].key)
-        return ReserveOutcome(True, counters)
+        return ReserveOutcome(True, counters, None, _transfers(extra))
 
     def extend(
         self, rid: str, charges: Sequence[Charge], lease_until: float, now: float
     ) -> ReserveOutcome:
-        flag, counters = self._call(
+        flag, counters, extra = self._call_header(
             "extend a reservation",
             "SELECT * FROM llmb_extend(%s, %s::jsonb, %s, %s, %s)",
             (rid, _charges_json(charges), lease_until - now, now, self.clock == "server"),
         )
         if flag:
             return ReserveOutcome(False, counters, charges[flag - 1].key)
-        return ReserveOutcome(True, counters)
+        return ReserveOutcome(True, counters, None, _transfers(extra))
 
     def commit(
         self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
@@ -941,6 +1225,18 @@ class PostgresStore(Store):
         return str(rows[0][0]) if rows else None
 
     # -- levels, audit, approvals ---------------------------------------------------------------
+    def close_counters(self, keys: Sequence[str]) -> list[str]:
+        def step(cur: psycopg.Cursor[Any]) -> list[str]:
+            cur.execute(
+                "UPDATE counters SET closed = true WHERE key IN (SELECT key FROM counters "
+                "WHERE key = ANY(%s) AND NOT closed ORDER BY key FOR UPDATE) RETURNING key",
+                (list(keys),),
+            )
+            closed = {r[0] for r in cur.fetchall()}
+            return [k for k in dict.fromkeys(keys) if k in closed]
+
+        return self._step("close counters (a gate)", step)
+
     def raise_level(self, key: str, level: int) -> int:
         def step(cur: psycopg.Cursor[Any]) -> int:
             row = cur.execute(

@@ -22,7 +22,7 @@ ledger hashes to one slot and every script's keys are co-located)::
 
     {P}:meta               hash: schema version; its absence means keys were lost
     {P}:c:<counter key>    hash: budget window_id window_end partition used reserved granted
-                           level; PEXPIREAT window_end + margin
+                           level borrowed lent closed; PEXPIREAT window_end + margin
     {P}:counters           zset: counter key -> window_end (+inf for lifetime counters)
     {P}:r:<rid>            hash: state keys amts labels ep ec lease ev; EXPIRE retention once
                            settled
@@ -77,6 +77,7 @@ from ..core.ledger import (
     CounterState,
     ReservationMeta,
     ReserveOutcome,
+    Transfer,
     Usage,
     UsageEvent,
 )
@@ -98,6 +99,7 @@ SCRIPTS = (
     "request_approval",
     "resolve_approval",
     "counters",
+    "close",
 )
 AUDIT_MAXLEN = 100_000
 SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps reserves make (sweep() forces one)
@@ -178,6 +180,9 @@ def _charges_json(charges: Sequence[Charge]) -> str:
     for c in charges:
         if _US in c.key or _US in c.budget or _US in c.window_id:
             _no_separator(c.key, c.budget, c.window_id)
+        for d in c.borrow:
+            if _US in d.key or _US in d.budget or _US in d.window_id:
+                _no_separator(d.key, d.budget, d.window_id)
     return json.dumps(
         [
             [
@@ -188,6 +193,19 @@ def _charges_json(charges: Sequence[Charge]) -> str:
                 c.window_id,
                 "" if c.window_end is None else _num(c.window_end),
                 _partition_json(c.partition),
+                [
+                    [
+                        d.key,
+                        d.budget,
+                        str(int(d.cap)),
+                        str(int(d.min_reserve)),
+                        str(int(d.priority)),
+                        d.window_id,
+                        "" if d.window_end is None else _num(d.window_end),
+                        _partition_json(d.partition),
+                    ]
+                    for d in c.borrow
+                ],
             ]
             for c in charges
         ]
@@ -207,8 +225,8 @@ def _unpack(raw: str) -> list[str]:
     return raw.split(_US)
 
 
-def _states(a: Sequence[str], start: int) -> tuple[CounterState, ...]:
-    """The counters packed in ``a[start:]``, 9 items each."""
+def _states(a: Sequence[str], start: int, end: int | None = None) -> tuple[CounterState, ...]:
+    """The counters packed in ``a[start:end]``, 12 items each."""
     return tuple(
         CounterState(
             a[i],
@@ -220,16 +238,32 @@ def _states(a: Sequence[str], start: int) -> tuple[CounterState, ...]:
             int(a[i + 6]),
             int(a[i + 7]),
             int(a[i + 8]),
+            int(a[i + 9]),
+            int(a[i + 10]),
+            a[i + 11] == "1",
         )
-        for i in range(start, len(a), 9)
+        for i in range(start, len(a) if end is None else end, 12)
     )
 
 
 def _reserve_outcome(raw: str, charges: Sequence[Charge]) -> ReserveOutcome:
+    """Granted: ``'1', n, n transfers (5 items each), m, m touched counters, the counters
+    after``; refused: ``'0', index, the counters as found`` (see lua/_prelude.lua)."""
     a = _unpack(raw)
     if a[0] == "1":
-        return ReserveOutcome(True, _states(a, 1))
+        n = int(a[1])
+        transfers = tuple(
+            Transfer(a[i], a[i + 1], a[i + 2], a[i + 3], int(a[i + 4]))
+            for i in range(2, 2 + 5 * n, 5)
+        )
+        at = 2 + 5 * n
+        end = at + 1 + 12 * int(a[at])
+        return ReserveOutcome(True, _states(a, end), None, transfers, _states(a, at + 1, end))
     return ReserveOutcome(False, _states(a, 2), charges[int(a[1]) - 1].key)
+
+
+def _closed_keys(raw: str) -> list[str]:
+    return _unpack(raw)[1:]
 
 
 def _commit_outcome(raw: str) -> CommitOutcome:
@@ -523,6 +557,8 @@ class RedisStore(Store):
     cannot be reached, :class:`~llmbudget.ConfigError` for a bad URL or an evicting server.
     """
 
+    supports_pools = True
+
     def __init__(
         self, url: str = "redis://127.0.0.1:6379/0", *, client: redis.Redis | None = None
     ) -> None:
@@ -704,6 +740,12 @@ class RedisStore(Store):
         return "committed" if settled else None
 
     # -- levels, audit, approvals ---------------------------------------------------------------
+    def close_counters(self, keys: Sequence[str]) -> list[str]:
+        raw = self._run(
+            "close", time.time(), json.dumps(list(keys)), doing="close counters (a gate)"
+        )
+        return _closed_keys(raw)
+
     def raise_level(self, key: str, level: int) -> int:
         return int(
             self._run("raise_level", time.time(), key, str(int(level)), doing="record a level")
@@ -792,6 +834,9 @@ class AsyncRedisStore:
 
     Create with ``await AsyncRedisStore.open(url)`` (it checks the server like the sync one).
     """
+
+    #: pools (``Charge.borrow``) and confidence gates (:meth:`close_counters`), as the sync store
+    supports_pools = True
 
     def __init__(
         self, url: str = "redis://127.0.0.1:6379/0", *, client: redis.asyncio.Redis | None = None
@@ -1043,6 +1088,14 @@ class AsyncRedisStore:
             for a in (_approval(h) for h in rows if h)
             if (state is None or a.state == state) and (key is None or a.key == key)
         ]
+
+    async def close_counters(self, keys: Sequence[str]) -> list[str]:
+        """Close these counters for the rest of their window (a confidence gate); return the
+        keys that were open until now."""
+        raw = await self._run(
+            "close", time.time(), json.dumps(list(keys)), doing="close counters (a gate)"
+        )
+        return _closed_keys(raw)
 
     async def raise_level(self, key: str, level: int) -> int:
         return int(

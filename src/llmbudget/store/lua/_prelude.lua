@@ -9,8 +9,8 @@
 --
 -- Replies are packed: one string, the items joined by the unit separator (\31; the client
 -- refuses counter keys, budget names and window ids that contain it, and partitions are JSON,
--- which escapes it), split once by the client. A counter is 9 consecutive items: key budget
--- window_id window_end partition used reserved granted level.
+-- which escapes it), split once by the client. A counter is 12 consecutive items: key budget
+-- window_id window_end partition used reserved granted level borrowed lent closed.
 local B = ARGV[1]
 local CALLER_NOW = ARGV[2]
 local MAXLEN = ARGV[4]
@@ -21,7 +21,7 @@ local LEASES = B .. 'leases'
 local COUNTERS = B .. 'counters'
 local EVENTS = B .. 'events'
 local FIELDS = {'budget', 'window_id', 'window_end', 'partition', 'used', 'reserved',
-  'granted', 'level'}
+  'granted', 'level', 'borrowed', 'lent', 'closed'}
 
 if redis.call('EXISTS', META) == 0 then
   return redis.error_reply('LLMB_EVICTED the ledger marker ' .. META ..
@@ -66,6 +66,9 @@ local function push(out, key, h)
   out[#out + 1] = h[6] or '0'
   out[#out + 1] = h[7] or '0'
   out[#out + 1] = h[8] or '0'
+  out[#out + 1] = h[9] or '0'
+  out[#out + 1] = h[10] or '0'
+  out[#out + 1] = h[11] or '0'
 end
 
 -- append the counters that exist, for a list of keys
@@ -88,7 +91,8 @@ local function create(ch)
   -- ch = {key, budget, amount, cap|'', window_id, window_end|'', partition_json}
   local k = ck(ch[1])
   redis.call('HSET', k, 'budget', ch[2], 'window_id', ch[5], 'window_end', ch[6],
-    'partition', ch[7], 'used', 0, 'reserved', 0, 'granted', 0, 'level', 0)
+    'partition', ch[7], 'used', 0, 'reserved', 0, 'granted', 0, 'level', 0, 'borrowed', 0,
+    'lent', 0, 'closed', 0)
   if ch[6] ~= '' then
     redis.call('PEXPIREAT', k, fmt((tonumber(ch[6]) + MARGIN) * 1000))
     redis.call('ZADD', COUNTERS, ch[6], ch[1])
@@ -96,7 +100,7 @@ local function create(ch)
   else
     redis.call('ZADD', COUNTERS, '+inf', ch[1])
   end
-  return {ch[2], ch[5], ch[6], ch[7], '0', '0', '0', '0'}
+  return {ch[2], ch[5], ch[6], ch[7], '0', '0', '0', '0', '0', '0', '0'}
 end
 
 local function ensure(ch)
@@ -105,55 +109,194 @@ local function ensure(ch)
   return create(ch)
 end
 
--- the counters of some charges as found (one HMGET each, shared by repeated keys), and the
--- index of the first charge that does not fit (nil when all fit): the counting rule of
+-- ---- the atomic reserve: llmbudget.core.ledger.apply_reserve restated ----------------------
+-- A charge is {key, budget, amount, cap|'', window_id, window_end|'', partition_json,
+-- donors}; a donor is {key, budget, cap, min_reserve, priority, window_id, window_end|'',
+-- partition_json}. A working state is a table of the stored fields (n = numbers).
+
+local function state_of(key, h)
+  if not h[1] then return nil end
+  return {key = key, b = h[1], w = h[2], we = h[3] or '', p = h[4] or '[]',
+    used = tonumber(h[5] or '0'), reserved = tonumber(h[6] or '0'),
+    granted = tonumber(h[7] or '0'), level = tonumber(h[8] or '0'),
+    borrowed = tonumber(h[9] or '0'), lent = tonumber(h[10] or '0'),
+    closed = h[11] == '1'}
+end
+
+local function blank(key, b, w, we, p)
+  return {key = key, b = b, w = w, we = we, p = p, used = 0, reserved = 0, granted = 0,
+    level = 0, borrowed = 0, lent = 0, closed = false, new = true}
+end
+
+local function copy(st)
+  local c = {}
+  for k, v in pairs(st) do c[k] = v end
+  return c
+end
+
+local function headroom(st) return st.granted + st.borrowed - st.lent end
+
 -- llmbudget.core.ledger.fits
-local function check(charges)
-  local found, bad = {}, nil
-  for i, ch in ipairs(charges) do
-    local h = found[ch[1]]
-    if h == nil then
-      h = read(ch[1])
-      found[ch[1]] = h
+local function fits(st, amount, cap)
+  if cap == nil then return true end
+  if st == nil then return amount <= cap end
+  if st.closed then return false end
+  return amount <= 0 or st.used + st.reserved + amount <= cap + headroom(st)
+end
+
+-- llmbudget.core.ledger.spare
+local function spare(d, st)
+  if st == nil then return math.max(0, d.cap - d.min_reserve) end
+  return math.max(0, d.cap + headroom(st) - st.used - st.reserved - d.min_reserve)
+end
+
+-- llmbudget.core.ledger.plan_borrow: {{donor, amount}, ...} or nil
+local function plan_borrow(st, cap, amount, donors)
+  if st ~= nil and st.closed then return nil end
+  local total = st and (st.used + st.reserved) or 0
+  local short = total + amount - (cap + (st and headroom(st) or 0))
+  if short <= 0 then return {} end
+  local items = {}
+  for i, x in ipairs(donors) do
+    local d, ds = x[1], x[2]
+    local used = ds and (ds.used + ds.reserved) or 0
+    local share = used / math.max(1, d.cap + (ds and headroom(ds) or 0))
+    items[#items + 1] = {d = d, st = ds, pr = d.priority, share = share, i = i}
+  end
+  table.sort(items, function(a, b)
+    if a.pr ~= b.pr then return a.pr < b.pr end
+    if a.share ~= b.share then return a.share < b.share end
+    return a.i < b.i
+  end)
+  local plan = {}
+  for _, it in ipairs(items) do
+    local take = math.min(short, spare(it.d, it.st))
+    if take > 0 then
+      plan[#plan + 1] = {it.d, take}
+      short = short - take
     end
-    if not bad and ch[4] ~= '' then
-      local amount = tonumber(ch[3])
-      if amount > 0 and tonumber(h[5] or '0') + tonumber(h[6] or '0') + amount >
-          tonumber(ch[4]) + tonumber(h[7] or '0') then
-        bad = i
-      end
+    if short == 0 then return plan end
+  end
+  return nil
+end
+
+local function donor_of(x)
+  return {key = x[1], budget = x[2], cap = tonumber(x[3]), min_reserve = tonumber(x[4]),
+    priority = tonumber(x[5]), w = x[6], we = x[7], p = x[8]}
+end
+
+-- the whole reserve, nothing written: returns ok, then either (work, order, after,
+-- transfers) or (index of the refused charge, found)
+local function try(charges)
+  local found, work, order, after, transfers = {}, {}, {}, {}, {}
+  local function load(key)
+    if found[key] == nil then
+      found[key] = state_of(key, read(key)) or false
     end
   end
-  return found, bad
+  local function get(key)
+    local w = work[key]
+    if w then return w end
+    return found[key] or nil
+  end
+  local function put(st)
+    if not work[st.key] then order[#order + 1] = st.key end
+    work[st.key] = st
+  end
+  local function own(ch)
+    local st = get(ch[1])
+    if st == nil then return blank(ch[1], ch[2], ch[5], ch[6], ch[7]) end
+    st = copy(st)
+    if st.we == '' and ch[6] ~= '' then  -- made by an approval
+      st.w, st.we, st.p = ch[5], ch[6], ch[7]
+    end
+    return st
+  end
+  for _, ch in ipairs(charges) do load(ch[1]) end
+  for i, ch in ipairs(charges) do
+    local amount = tonumber(ch[3])
+    local cap = nil
+    if ch[4] ~= '' then cap = tonumber(ch[4]) end
+    local st = get(ch[1])
+    if not fits(st, amount, cap) then
+      local plan = nil
+      local donors = ch[8] or {}
+      if #donors > 0 and amount > 0 then
+        local ds = {}
+        for j, x in ipairs(donors) do
+          local d = donor_of(x)
+          if not work[d.key] then load(d.key) end
+          ds[j] = {d, get(d.key)}
+        end
+        plan = plan_borrow(st, cap, amount, ds)
+      end
+      if plan == nil then return false, i, found end
+      local me = own(ch)
+      for _, pa in ipairs(plan) do
+        local d, take = pa[1], pa[2]
+        local dst = get(d.key)
+        if dst == nil then dst = blank(d.key, d.budget, d.w, d.we, d.p) else dst = copy(dst) end
+        dst.lent = dst.lent + take
+        put(dst)
+        me.borrowed = me.borrowed + take
+        transfers[#transfers + 1] = {d.key, d.budget, ch[1], ch[2], take}
+      end
+      put(me)
+    end
+    local me = own(ch)
+    me.reserved = me.reserved + amount
+    put(me)
+    after[#after + 1] = me
+  end
+  return true, work, order, after, transfers
+end
+
+local function fields_of(st)
+  return {st.b, st.w, st.we, st.p, fmt(st.used), fmt(st.reserved), fmt(st.granted),
+    fmt(st.level), fmt(st.borrowed), fmt(st.lent), st.closed and '1' or '0'}
 end
 
 -- the refused reply: {'0', index, counters as found (zeros for missing ones)}
 local function refused(charges, found, bad)
   local out = {'0', tostring(bad)}
   for _, ch in ipairs(charges) do
-    local h = found[ch[1]]
-    if h[1] then
-      push(out, ch[1], h)
+    local st = found[ch[1]]
+    if st then
+      push(out, ch[1], fields_of(st))
     else
-      push(out, ch[1], {ch[2], ch[5], ch[6], ch[7], '0', '0', '0', '0'})
+      push(out, ch[1], {ch[2], ch[5], ch[6], ch[7], '0', '0', '0', '0', '0', '0', '0'})
     end
   end
   return reply(out)
 end
 
--- add every charge to its counter's 'reserved' (creating missing counters), then the granted
--- reply {'1', counters after the step}
-local function apply_reserved(charges, found)
-  for _, ch in ipairs(charges) do
-    local h = found[ch[1]]
-    if not h[1] then
-      h = create(ch)
-      found[ch[1]] = h
-    end
-    h[6] = fmt(redis.call('HINCRBY', ck(ch[1]), 'reserved', ch[3]))
+-- run the reserve; on refusal return the refused reply (a string), else write back every
+-- touched counter (creating missing ones, donors too) and return the granted reply as a
+-- table: {'1', n transfers, transfers (5 items each), n touched, touched counters...,
+-- counters after...}
+local function reserve_step(charges)
+  local ok, a, b, c, d = try(charges)
+  if not ok then return refused(charges, b, a) end
+  local work, order, after, transfers = a, b, c, d
+  local out = {'1', tostring(#transfers)}
+  for _, t in ipairs(transfers) do
+    out[#out + 1] = t[1]
+    out[#out + 1] = t[2]
+    out[#out + 1] = t[3]
+    out[#out + 1] = t[4]
+    out[#out + 1] = fmt(t[5])
   end
-  local out = {'1'}
-  for _, ch in ipairs(charges) do push(out, ch[1], found[ch[1]]) end
+  out[#out + 1] = tostring(#order)
+  for _, key in ipairs(order) do
+    local st = work[key]
+    if st.new then
+      create({key, st.b, '0', '', st.w, st.we, st.p})
+    end
+    redis.call('HSET', ck(key), 'reserved', fmt(st.reserved), 'borrowed', fmt(st.borrowed),
+      'lent', fmt(st.lent))
+    push(out, key, fields_of(st))
+  end
+  for _, st in ipairs(after) do push(out, st.key, fields_of(st)) end
   return out
 end
 

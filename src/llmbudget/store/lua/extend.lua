@@ -12,9 +12,8 @@ if h[1] ~= 'active' then
     ': it is ' .. st)
 end
 local charges = cjson.decode(ARGV[8])
-local found, bad = check(charges)
-if bad then return refused(charges, found, bad) end
-local out = apply_reserved(charges, found)
+local out = reserve_step(charges)
+if type(out) == 'string' then return out end  -- refused
 local keys = cjson.decode(h[2])
 local amts = cjson.decode(h[3])
 for _, ch in ipairs(charges) do

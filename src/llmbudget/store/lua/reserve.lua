@@ -1,16 +1,16 @@
 -- reserve: ARGV[7] rid, ARGV[8] charges json, ARGV[9] labels json, ARGV[10] est prompt,
 -- ARGV[11] est completion, ARGV[12] lease_until (caller clock), ARGV[13] '1' to settle
 -- expired leases first (the client asks at most once a second; sweep.lua forces it)
--- reply: ['1', counters after...] granted, ['0', refused index, counters as found...] refused
+-- reply: granted: ['1', transfers, touched counters, counters after] (see reserve_step),
+-- refused: ['0', refused index, counters as found...]
 local rid = ARGV[7]
 local charges = cjson.decode(ARGV[8])
 if ARGV[13] == '1' then sweep() end
 if redis.call('EXISTS', rk(rid), ek(rid)) > 0 then
   return redis.error_reply('LLMB_INUSE reservation id ' .. rid .. ' is already in use')
 end
-local found, bad = check(charges)
-if bad then return refused(charges, found, bad) end
-local out = apply_reserved(charges, found)
+local out = reserve_step(charges)
+if type(out) == 'string' then return out end  -- refused
 -- what the reservation holds, one entry per distinct key
 local keys, amts, at = {}, {}, {}
 for _, ch in ipairs(charges) do
