@@ -296,6 +296,8 @@ def test_status_shows_pool_transfers_and_closed_gates(tmp_path: Path) -> None:
         for c in json.loads(cli(tmp_path, "status", "--json", policy=p).stdout)["counters"]
     }
     assert (st["researcher"]["borrowed"], st["critic"]["lent"]) == (50, 50)
+    assert (st["researcher"]["limit"], st["researcher"]["remaining"]) == (450, 0)
+    assert (st["critic"]["limit"], st["critic"]["remaining"]) == (150, 150)
     assert st["researcher"]["closed"] is True
     table = cli(tmp_path, "status", policy=p).stdout
     assert "borrowed 50" in table
