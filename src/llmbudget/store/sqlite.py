@@ -84,6 +84,16 @@ _COUNTER_COLS = (
 )
 
 
+def _where(sql: str, *conds: tuple[str, object | None]) -> tuple[str, list[object]]:
+    """``sql`` with `` AND clause`` for every condition whose value is not ``None``."""
+    args: list[object] = []
+    for clause, value in conds:
+        if value is not None:
+            sql += f" AND {clause}"
+            args.append(value)
+    return sql, args
+
+
 def _counter(row: Any) -> CounterState:
     part = tuple((str(k), str(v)) for k, v in json.loads(row[4]))
     return CounterState(
@@ -540,17 +550,12 @@ class SQLiteStore(Store):
         until: float | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> Iterable[UsageEvent]:
-        sql = (
+        sql, args = _where(
             "SELECT id, at, labels, prompt, completion, cached, reasoning, cost_micros, "
-            "est_prompt, est_completion, settled FROM events WHERE 1=1"
+            "est_prompt, est_completion, settled FROM events WHERE 1=1",
+            ("at >= ?", since),
+            ("at < ?", until),
         )
-        args: list[object] = []
-        if since is not None:
-            sql += " AND at >= ?"
-            args.append(since)
-        if until is not None:
-            sql += " AND at < ?"
-            args.append(until)
         c = self._conn()
         with self._errors("read events"):
             rows = c.execute(sql + " ORDER BY at, seq", args).fetchall()
@@ -563,17 +568,12 @@ class SQLiteStore(Store):
     def estimate_samples(
         self, *, model: str | None = None, operation: str | None = None, limit: int = 1000
     ) -> list[EstimateSample]:
-        sql = (
+        sql, args = _where(
             "SELECT model, operation, est_prompt, prompt, est_completion, completion, at "
-            "FROM events WHERE settled = 1 AND est_completion IS NOT NULL"
+            "FROM events WHERE settled = 1 AND est_completion IS NOT NULL",
+            ("model = ?", model),
+            ("operation = ?", operation),
         )
-        args: list[object] = []
-        if model is not None:
-            sql += " AND model = ?"
-            args.append(model)
-        if operation is not None:
-            sql += " AND operation = ?"
-            args.append(operation)
         c = self._conn()
         with self._errors("read estimate samples"):
             rows = c.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
@@ -693,14 +693,11 @@ class SQLiteStore(Store):
             return a
 
     def approvals(self, *, state: str | None = None, key: str | None = None) -> list[Approval]:
-        sql = f"SELECT {self._APPROVAL_COLS} FROM approvals WHERE 1=1"
-        args: list[object] = []
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        if key is not None:
-            sql += " AND key = ?"
-            args.append(key)
+        sql, args = _where(
+            f"SELECT {self._APPROVAL_COLS} FROM approvals WHERE 1=1",
+            ("state = ?", state),
+            ("key = ?", key),
+        )
         c = self._conn()
         with self._errors("read approvals"):
             rows = c.execute(sql + " ORDER BY created_at DESC", args).fetchall()
