@@ -233,3 +233,36 @@ def _race(url: str) -> None:
     assert s["researcher"].used <= 4000 + s["researcher"].borrowed
     assert s["writer"].used <= 1000 + s["writer"].borrowed
     assert got == s["researcher"].used + s["writer"].used == 4000 + 1000 + 1500
+
+
+def test_govern_decorator_feeds_the_confidence_gate(make_gov: MakeGov) -> None:
+    gov = make_gov(team(researcher={"confidence_threshold": 0.85}))
+
+    @gov.govern(
+        agent="researcher",
+        prompt_tokens=10,
+        max_completion_tokens=10,
+        usage=lambda r: (10, 5),
+        confidence=lambda r: r["confidence"],
+    )
+    def research(conf: float) -> dict[str, float]:
+        return {"confidence": conf}
+
+    @gov.govern(
+        agent="researcher",
+        prompt_tokens=10,
+        max_completion_tokens=10,
+        usage=lambda r: (10, 5),
+        confidence=lambda r: r["missing"],
+    )
+    def broken_confidence() -> dict[str, float]:
+        return {}
+
+    with pytest.raises(KeyError):
+        broken_confidence()  # usage still recorded, the gate does not move
+    research(0.5)
+    research(0.9)
+    with pytest.raises(ConfidenceReached):
+        research(0.1)
+    s = st(gov)["researcher"]
+    assert (s.used, s.reserved, s.closed) == (45, 0, True)

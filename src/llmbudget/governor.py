@@ -783,13 +783,17 @@ class Governor:
         prompt_tokens: int | Callable[..., int] = 0,
         max_completion_tokens: int | None = None,
         usage: Callable[[Any], tuple[int, int]] | None = None,
+        confidence: Callable[[Any], float] | None = None,
         **labels: str,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a function (sync or async) that makes one LLM call.
 
         ``prompt_tokens`` is a number or a function of the call's arguments; ``usage`` maps
         the result to ``(prompt_tokens, completion_tokens)`` (without it, the reservation is
-        committed at its estimate). Exceptions release the reservation and propagate.
+        committed at its estimate); ``confidence`` maps the result to a confidence from 0 to 1
+        for the budgets' confidence gates. Exceptions from the function release the
+        reservation and propagate. If ``confidence`` itself raises (or returns a bad value),
+        the usage is still committed, the gate does not move, and the error propagates.
         """
 
         def deco(fn: Callable[P, R]) -> Callable[P, R]:
@@ -801,11 +805,17 @@ class Governor:
                 )
 
             def finish(res: Reservation, result: Any) -> None:
-                if usage is None:
-                    res.commit()
-                else:
-                    p, c = usage(result)
+                p, c = usage(result) if usage is not None else (None, None)
+                if confidence is None:
                     res.commit(prompt_tokens=p, completion_tokens=c)
+                    return
+                try:
+                    conf = confidence(result)
+                    res.commit(prompt_tokens=p, completion_tokens=c, confidence=conf)
+                except BaseException:
+                    if not res.settled:  # spent all the same: record it, then re-raise
+                        res.commit(prompt_tokens=p, completion_tokens=c)
+                    raise
 
             if inspect.iscoroutinefunction(fn):
 
