@@ -152,3 +152,25 @@ def test_an_approval_creates_its_counter_with_its_window(
     assert st.resets_at is not None
     clock.advance(days=40)
     assert gov.status() == []  # the window ended: the counter is no longer live
+
+
+def test_a_commit_after_midnight_is_dated_in_the_day_it_was_reserved(
+    make_gov: MakeGov, clock: FakeClock
+) -> None:
+    # INV-TOK-002: the events of a window sum to its counter, also at the window's edge
+    from datetime import UTC, datetime
+
+    gov = make_gov({"budgets": [{"name": "d", "window": "day", "limit": 10_000}]})
+    clock.set("2026-03-10T23:59:50Z")
+    r = gov.reserve(prompt_tokens=100, max_completion_tokens=900)
+    clock.set("2026-03-11T00:00:10Z")
+    r.commit(prompt_tokens=100, completion_tokens=200)
+    gov.record(prompt_tokens=5, completion_tokens=5)  # today's, dated now
+    day_start = datetime(2026, 3, 10, tzinfo=UTC).timestamp()
+    day_end = datetime(2026, 3, 11, tzinfo=UTC).timestamp()
+    (day,) = [c for c in gov.store.counters() if c.window_end == day_end]
+    assert (day.used, day.reserved) == (300, 0)
+    (ev,) = list(gov.store.events(since=day_start, until=day_end))
+    assert (ev.prompt_tokens + ev.completion_tokens, ev.at) == (300, day_end - 10)
+    (today,) = list(gov.store.events(since=day_end))
+    assert today.prompt_tokens + today.completion_tokens == 10

@@ -163,7 +163,8 @@ def test_commit_replaces_reservation_with_actuals_once(store: Store) -> None:
     assert totals(store, "A") == (70, 0, 0)
     assert store.reservation_state("r1") == "committed"
     (ev,) = list(store.events())
-    assert (ev.id, ev.at, ev.labels) == ("r1", T + 1, {"model": "m1", "operation": "chat"})
+    # stamped with the reservation's time, not the commit's: the window of its counters
+    assert (ev.id, ev.at, ev.labels) == ("r1", T, {"model": "m1", "operation": "chat"})
     assert (
         ev.prompt_tokens,
         ev.completion_tokens,
@@ -214,6 +215,42 @@ def test_late_commit_corrects_an_expired_lease(store: Store) -> None:
     assert (ev.id, ev.settled, ev.prompt_tokens, ev.completion_tokens) == ("r1", True, 20, 10)
     assert store.commit("r1", {"A": 30, "B": 130}, Usage(20, 10), T + 31).duplicate
     assert totals(store, "A") == (30, 0, 0)
+
+
+# -- window edges: a reservation's event falls in the window of its counters (INV-TOK-002) ---
+
+
+def _window_sum(store: Store, since: float, until: float) -> int:
+    return sum(
+        e.prompt_tokens + e.completion_tokens for e in store.events(since=since, until=until)
+    )
+
+
+def test_commit_after_the_window_ended_is_dated_in_the_reserved_window(store: Store) -> None:
+    end = T + 10  # the counter's window is [T - 10, T + 10); the commit comes after it ended
+    assert store.reserve("r1", [ch("A", 100, 1000, end=end)], META, T + 60, T).ok
+    store.commit("r1", {"A": 70}, Usage(50, 20), T + 30)
+    store.record("e1", [ch("A|next", 5, end=end + 20)], {}, Usage(3, 2), T + 30)
+    (ev, rec) = list(store.events())
+    assert (ev.id, ev.at, ev.settled) == ("r1", T, True)
+    assert (rec.id, rec.at) == ("e1", T + 30)  # record() keeps its own time
+    assert _window_sum(store, T - 10, end) == state(store, "A").used == 70
+    assert list(store.events(since=end, until=end + 30)) == [rec]
+
+
+def test_sweep_after_the_window_ended_is_dated_in_the_reserved_window(store: Store) -> None:
+    end = T + 10
+    assert store.reserve("r1", [ch("A", 100, 1000, end=end)], META, T + 5, T).ok
+    assert store.sweep(T + 30) == 1
+    (ev,) = list(store.events())
+    assert (ev.id, ev.at, ev.settled) == ("r1", T, False)
+    assert _window_sum(store, T - 10, end) == state(store, "A").used == 100
+    # a late commit corrects it and keeps the reservation's time
+    store.commit("r1", {"A": 70}, Usage(50, 20), T + 40)
+    (ev,) = list(store.events())
+    assert (ev.id, ev.at, ev.settled) == ("r1", T, True)
+    assert _window_sum(store, T - 10, end) == state(store, "A").used == 70
+    assert list(store.events(since=end)) == []
 
 
 def test_reserve_sweeps_expired_leases_first(store: Store) -> None:

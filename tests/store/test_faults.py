@@ -247,6 +247,63 @@ def test_postgres_migrates_a_version_1_ledger_forward(tmp_path: Path) -> None:
         drop("postgres", url)
 
 
+@pytest.mark.postgres
+def test_postgres_migration_5_dates_events_at_the_reservation(tmp_path: Path) -> None:
+    """A ledger at version 4 gains commit and sweep functions that date a reservation's
+    event at its creation (the window of its counters)."""
+    need("postgres")
+    from llmbudget.store.postgres import MIGRATIONS
+
+    url = fresh_url("postgres", tmp_path, clock="caller")
+    driver_url, schema = _options(url)[:2]
+    try:
+        with psycopg.connect(driver_url, autocommit=True) as c:
+            c.execute(f'CREATE SCHEMA "{schema}"')
+            c.execute(f'SET search_path TO "{schema}"')
+            c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            for v in range(1, 5):
+                for stmt in MIGRATIONS[v]:
+                    c.execute(stmt)
+                c.execute("INSERT INTO schema_version VALUES (%s)", (v,))
+        s = PostgresStore(url)
+        now = float(int(time.time()))
+        assert s.reserve("r1", [ch("A", 5)], META, now + 60, now).ok
+        assert s.reserve("r2", [ch("A", 5)], META, now + 5, now + 1).ok
+        s.commit("r1", {"A": 4}, Usage(2, 2), now + 30)
+        assert s.sweep(now + 30) == 1
+        assert [(e.id, e.at) for e in s.events()] == [("r1", now), ("r2", now + 1)]
+        s.close()
+    finally:
+        drop("postgres", url)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("step", ["commit", "sweep"])
+def test_redis_reservation_written_before_its_time_was_kept(tmp_path: Path, step: str) -> None:
+    """A reservation hash without 'at' (written by an older llmbudget) still settles: its
+    event is dated at the commit or sweep, as it was then."""
+    need("redis")
+    url = fresh_url("redis", tmp_path, clock="caller")
+    s = RedisStore(url)
+    plan = _Plan(url)
+    r = redis.Redis.from_url(plan.driver_url)
+    try:
+        now = float(int(time.time()))
+        assert s.reserve("r1", [ch("A", 5)], META, now + 5, now).ok
+        assert r.hget(plan.base + "r:r1", "at") is not None
+        r.hdel(plan.base + "r:r1", "at")
+        if step == "commit":
+            s.commit("r1", {"A": 4}, Usage(2, 2), now + 3)
+        else:
+            assert s.sweep(now + 30) == 1
+        (ev,) = s.events()
+        assert ev.at == (now + 3 if step == "commit" else now + 30)
+    finally:
+        r.close()
+        s.close()
+        drop("redis", url)
+
+
 # -- an evicting Redis ------------------------------------------------------------------------
 
 

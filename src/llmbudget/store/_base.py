@@ -71,7 +71,10 @@ class Store(abc.ABC):
         self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
     ) -> CommitOutcome:
         """Replace the reservation with actual usage: for each counter key, ``reserved -=``
-        what was reserved and ``used +=`` ``actual[key]``; write one usage event. A second
+        what was reserved and ``used +=`` ``actual[key]``; write one usage event. The event is
+        stamped with the reservation's creation time (the ``now`` given to :meth:`reserve`),
+        not with this ``now``, so it falls in the same window as its counters; so is the event
+        a sweep writes for an expired lease, and a late commit that corrects it. A second
         commit of the same ``rid`` changes nothing (``duplicate=True``; its ``counters`` may
         then be empty). A commit after the lease expired corrects the estimate it was charged
         at."""
@@ -98,8 +101,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def sweep(self, now: float) -> int:
-        """Settle every reservation whose lease ended before ``now`` at its estimate; return
-        how many were settled."""
+        """Settle every reservation whose lease ended before ``now`` at its estimate (its event
+        is stamped with the reservation's creation time, as in :meth:`commit`); return how
+        many were settled."""
 
     # -- reading ------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -96,7 +96,7 @@ class MemoryStore(Store):
             r.event_index = self._append_event(
                 UsageEvent(
                     rid,
-                    now,
+                    r.created,  # the reservation's window, like its counters
                     dict(r.meta.labels),
                     r.meta.prompt_tokens,
                     r.meta.completion_tokens,
@@ -169,7 +169,7 @@ class MemoryStore(Store):
                     self._add(key, used=amount, reserved=-reserved)
             ev = UsageEvent(
                 rid,
-                now,
+                r.created,  # the window it was reserved in, like its counters
                 dict(r.meta.labels),
                 usage.prompt_tokens,
                 usage.completion_tokens,

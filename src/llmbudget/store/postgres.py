@@ -2,7 +2,9 @@
 
 Every atomic step is one transaction on a pooled connection (psycopg 3 + psycopg_pool): one
 call of a PL/pgSQL function (``llmb_reserve``, ``llmb_commit``, …; created by migration 2,
-re-created with pools and gates by migration 4) in autocommit, so one round trip per step.
+re-created with pools and gates by migration 4; ``llmb_commit`` and ``llmb_sweep`` date a
+reservation's event at its creation since migration 5) in autocommit, so one round trip per
+step.
 Inside it, counter rows are created if missing (``INSERT … ON CONFLICT DO NOTHING``, in key
 order) and locked with ``SELECT … ORDER BY key FOR UPDATE`` before the counting rule
 (:func:`~llmbudget.core.ledger.fits`) is applied, so two steps touching the same counters
@@ -644,6 +646,28 @@ MIGRATION_4 = (
     *_step_functions(True),
 )
 
+
+def _events_at_reservation() -> tuple[str, ...]:
+    """Migration 5: ``llmb_commit`` and ``llmb_sweep`` as migration 4 made them, except that
+    the usage event is stamped with the reservation's ``created`` time instead of the
+    commit/sweep time, so it falls in the same window as the counters it was charged to."""
+    fns = {st.split("(", 1)[0]: st for st in _step_functions(True)}
+    sweep = _sub(
+        fns["CREATE FUNCTION llmb_sweep"],
+        "SELECT id, p_now, labels,",
+        "SELECT id, created, labels,",
+    )
+    commit = _sub(
+        fns["CREATE FUNCTION llmb_commit"],
+        "SELECT state, charges, labels, est_prompt, est_completion,",
+        "SELECT state, charges, labels, est_prompt, est_completion, created,",
+    )
+    commit = _sub(commit, "VALUES (p_rid, p_now, r.labels,", "VALUES (p_rid, r.created, r.labels,")
+    return tuple(
+        _sub(st, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION") for st in (sweep, commit)
+    )
+
+
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE counters (
@@ -685,6 +709,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # pools (headroom borrowed and lent) and confidence gates (closed counters)
     4: MIGRATION_4,
+    # a reservation's usage event is stamped with its creation time (its counters' window)
+    5: _events_at_reservation(),
 }
 SCHEMA_VERSION = max(MIGRATIONS)  # this store's own schema (each store versions its own)
 SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps a reserve makes (sweep() forces one)

@@ -24,7 +24,7 @@ ledger hashes to one slot and every script's keys are co-located)::
     {P}:c:<counter key>    hash: budget window_id window_end partition used reserved granted
                            level borrowed lent closed; PEXPIREAT window_end + margin
     {P}:counters           zset: counter key -> window_end (+inf for lifetime counters)
-    {P}:r:<rid>            hash: state keys amts labels ep ec lease ev; EXPIRE retention once
+    {P}:r:<rid>            hash: state keys amts labels ep ec lease at ev; EXPIRE retention once
                            settled
     {P}:leases             zset: active rid -> lease end (on the clock chosen above)
     {P}:e:<id>             string: events-stream id of a settled reservation or record;

@@ -315,11 +315,11 @@ class SQLiteStore(Store):
 
     def _sweep(self, c: sqlite3.Connection, now: float) -> int:
         rows = c.execute(
-            "SELECT id, charges, labels, est_prompt, est_completion FROM reservations "
+            "SELECT id, charges, labels, est_prompt, est_completion, created FROM reservations "
             "WHERE state = 'active' AND lease_until < ?",
             (now,),
         ).fetchall()
-        for rid, charges_json, labels_json, ep, ec in rows:
+        for rid, charges_json, labels_json, ep, ec, created in rows:
             charges = json.loads(charges_json)
             c.executemany(
                 "UPDATE counters SET used = used + ?, reserved = reserved - ? WHERE key = ?",
@@ -331,7 +331,7 @@ class SQLiteStore(Store):
                 self._event_row(
                     UsageEvent(
                         rid,
-                        now,
+                        created,  # the reservation's window, like its counters
                         json.loads(labels_json),
                         ep,
                         ec,
@@ -408,14 +408,14 @@ class SQLiteStore(Store):
             # error below rolls the delete back)
             row = c.execute(
                 "DELETE FROM reservations WHERE id = ? "
-                "RETURNING state, charges, labels, est_prompt, est_completion",
+                "RETURNING state, charges, labels, est_prompt, est_completion, created",
                 (rid,),
             ).fetchone()
             if row is None:
                 if not self._has_event(c, rid):
                     raise ReservationError(f"cannot commit reservation {rid!r}: unknown id")
                 return CommitOutcome((), duplicate=True)
-            state, charges_json, labels_json, ep, ec = row
+            state, charges_json, labels_json, ep, ec, created = row
             if state == "released":
                 raise ReservationError(f"cannot commit reservation {rid!r}: it was released")
             held: dict[str, int] = json.loads(charges_json)
@@ -444,7 +444,7 @@ class SQLiteStore(Store):
                 self._event_row(
                     UsageEvent(
                         rid,
-                        now,
+                        created,  # the window it was reserved in, like its counters
                         json.loads(labels_json),
                         usage.prompt_tokens,
                         usage.completion_tokens,

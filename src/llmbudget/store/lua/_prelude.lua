@@ -355,7 +355,7 @@ local function sweep()
   local n = 0
   for _, rid in ipairs(due) do
     local r = rk(rid)
-    local h = redis.call('HMGET', r, 'state', 'keys', 'amts', 'labels', 'ep', 'ec')
+    local h = redis.call('HMGET', r, 'state', 'keys', 'amts', 'labels', 'ep', 'ec', 'at')
     if not h[1] then
       error({err = 'LLMB_EVICTED reservation ' .. rid ..
         ' has a lease but no record (keys were evicted or deleted)'})
@@ -367,9 +367,11 @@ local function sweep()
         function(i) return tonumber(amts[i]) end,
         function(i) return -tonumber(amts[i]) end)
       apply_deltas(order, deltas)
-      local ev = '{"id":' .. cjson.encode(rid) .. ',"at":' .. CALLER_NOW .. ',"labels":' ..
-        h[4] .. ',"p":' .. h[5] .. ',"c":' .. h[6] .. ',"ca":0,"re":0,"cost":null,"ep":' ..
-        h[5] .. ',"ec":' .. h[6] .. ',"s":false}'
+      -- stamped with the reservation's time, so it falls in its counters' window (a record
+      -- written before 'at' was kept falls back to now)
+      local ev = '{"id":' .. cjson.encode(rid) .. ',"at":' .. (h[7] or CALLER_NOW) ..
+        ',"labels":' .. h[4] .. ',"p":' .. h[5] .. ',"c":' .. h[6] ..
+        ',"ca":0,"re":0,"cost":null,"ep":' .. h[5] .. ',"ec":' .. h[6] .. ',"s":false}'
       local sid = add_event(ev)
       redis.call('HSET', r, 'state', 'expired', 'ev', sid)
       n = n + 1

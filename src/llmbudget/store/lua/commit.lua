@@ -3,7 +3,7 @@
 -- reply: [duplicate ('0'|'1'), counters...]
 local rid = ARGV[7]
 local r = rk(rid)
-local h = redis.call('HMGET', r, 'state', 'keys', 'amts', 'labels', 'ep', 'ec', 'ev')
+local h = redis.call('HMGET', r, 'state', 'keys', 'amts', 'labels', 'ep', 'ec', 'ev', 'at')
 if not h[1] then
   if redis.call('EXISTS', ek(rid)) == 1 then return reply({'1'}) end
   return redis.error_reply('LLMB_RESERVATION cannot commit reservation ' .. rid ..
@@ -34,7 +34,10 @@ local order, deltas = deltas_of(keys,
   end)
 local after = apply_deltas(order, deltas)
 if h[7] then redis.call('XDEL', EVENTS, h[7]) end
-local ev = '{"id":' .. cjson.encode(rid) .. ',"at":' .. CALLER_NOW .. ',"labels":' .. h[4] ..
+-- stamped with the reservation's time (its counters' window); a record written before 'at'
+-- was kept falls back to now
+local ev = '{"id":' .. cjson.encode(rid) .. ',"at":' .. (h[8] or CALLER_NOW) ..
+  ',"labels":' .. h[4] ..
   ',' .. ARGV[9] .. ',"ep":' .. h[5] .. ',"ec":' .. h[6] .. ',"s":true}'
 local sid = add_event(ev)
 redis.call('SET', ek(rid), sid, 'EX', RETENTION)

@@ -26,6 +26,6 @@ end
 local lease = ffmt(tonumber(ARGV[12]) + skew())
 redis.call('HSET', rk(rid), 'state', 'active', 'keys', cjson.encode(keys),
   'amts', cjson.encode(amts), 'labels', ARGV[9], 'ep', ARGV[10], 'ec', ARGV[11],
-  'lease', lease)
+  'lease', lease, 'at', CALLER_NOW)
 redis.call('ZADD', LEASES, lease, rid)
 return reply(out)
