@@ -62,7 +62,7 @@ def status(
                             "level": r.level,
                             "action": r.action,
                             "remaining": r.remaining,
-                    "borrowed": r.borrowed,
+                            "borrowed": r.borrowed,
                             "lent": r.lent,
                             "closed": r.closed,
                             "resets_at": r.resets_at.isoformat() if r.resets_at else None,
