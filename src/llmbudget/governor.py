@@ -656,7 +656,7 @@ class Governor:
                     c.reserved,
                     c.granted,
                     b.limit + c.headroom,
-                    (lv.name or lv.action.value) if lv else "normal",
+                    lv.label if lv else "normal",
                     lv.action.value if lv else "continue",
                     resets,
                     c.borrowed,

@@ -82,7 +82,7 @@ def _decision_json(d: Decision) -> dict[str, Any]:
                 "requested": c.requested,
                 "limit": c.limit,
                 "projected": c.projected,
-                "level": (c.level.name or c.level.action.value) if c.level else "normal",
+                "level": c.level.label if c.level else "normal",
                 "action": c.action.value,
                 "refused": c.refused and c.enforced,
             }

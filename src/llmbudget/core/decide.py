@@ -277,7 +277,7 @@ class BudgetCheck:
         part = ",".join(f"{k}={v}" for k, v in self.partition)
         where = f"{self.budget.name}" + (f"[{part}]" if part else "")
         win = self.window.id
-        lvl = self.level.name or self.action.value if self.level else "normal"
+        lvl = self.level.label if self.level else "normal"
         return (
             f"{where} ({win}): {self.projected:,}/{self.limit:,} {self.budget.unit.value} "
             f"({self.percent:.0f}%), level {lvl}"

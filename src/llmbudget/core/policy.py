@@ -79,6 +79,11 @@ class Level:
     percent: bool = False
     name: str = ""
 
+    @property
+    def label(self) -> str:
+        """What people see for this level: its ``name``, else its action."""
+        return self.name or self.action.value
+
     def threshold(self, limit: int) -> int:
         """The absolute threshold for a budget with this ``limit`` (rounded down)."""
         if not self.percent:
