@@ -141,3 +141,19 @@ def test_example_log_matches_the_strategy_seed_table() -> None:
         "M-005-sonolbot-v2": [15_000, 12_000],
         "M-006-experience-mvp": [16_000, 10_000],
     }
+
+
+def test_cached_tokens_are_replayed_and_checked(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text(
+        "time,model,prompt_tokens,completion_tokens,cached_tokens\n"
+        "2026-02-01T10:00:00Z,gpt-4o,300,10,200\n"
+    )
+    (rec,) = read_usage_log(log)
+    assert rec.cached_tokens == 200
+    assert replay(POLICY, [rec]).allowed == 1
+    log.write_text(
+        "time,prompt_tokens,completion_tokens,cached_tokens\n2026-02-01T10:00:00Z,10,1,50\n"
+    )
+    with pytest.raises(InvalidUsage, match=r"log.csv:2: cached_tokens \(50\) cannot exceed"):
+        read_usage_log(log)

@@ -2,7 +2,8 @@
 have been warned, alerted, flagged, blocked or sent for approval — before enforcing it.
 
 A usage log is JSON Lines or CSV. Each record has a ``time`` (ISO 8601; ``Z`` or an offset;
-a naive time is taken as UTC), ``prompt_tokens``, ``completion_tokens`` and labels — either in
+a naive time is taken as UTC), ``prompt_tokens``, ``completion_tokens`` (optionally
+``cached_tokens``, part of the prompt, for cached-input prices) and labels — either in
 a ``labels`` object (JSONL) or as the remaining fields/columns (``model``, ``agent``, ...).
 Records are replayed in time order; a refused call is not recorded (it would not have run).
 """
@@ -23,7 +24,7 @@ from typing import Any
 from ._errors import ApprovalRequired, BudgetExceeded, ConfigError, InvalidUsage
 from .core.ledger import AuditEvent
 from .core.policy import Policy
-from .governor import Governor, check_labels, check_tokens
+from .governor import Governor, check_labels, check_tokens, check_usage
 from .store.memory import MemoryStore
 from .testing import FakeClock
 
@@ -41,6 +42,7 @@ class UsageRecord:
     labels: dict[str, str]
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
 
 
 def _parse_time(value: object, where: str) -> datetime:
@@ -79,9 +81,11 @@ def _record(raw: dict[str, object], where: str, line: int) -> UsageRecord:
             return check_tokens(k, v)
 
         prompt, completion = num("prompt_tokens"), num("completion_tokens")
+        cached = num("cached_tokens") if raw.get("cached_tokens") not in (None, "") else 0
+        prompt, completion, cached, _ = check_usage(prompt, completion, cached)
     except InvalidUsage as e:
         raise InvalidUsage(f"{where}: {e}") from None
-    return UsageRecord(line, _parse_time(raw["time"], where), labels, prompt, completion)
+    return UsageRecord(line, _parse_time(raw["time"], where), labels, prompt, completion, cached)
 
 
 def read_usage_log(path: str | os.PathLike[str]) -> list[UsageRecord]:
@@ -222,7 +226,11 @@ def replay(policy: Policy, records: Iterable[UsageRecord]) -> ReplayReport:
                 }
             )
             continue
-        decision = res.commit(prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens)
+        decision = res.commit(
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            cached_tokens=r.cached_tokens,
+        )
         report.allowed += 1
         for c in decision.checks:
             t = report.budgets[c.budget.name]
