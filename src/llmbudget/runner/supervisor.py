@@ -30,6 +30,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -261,6 +262,8 @@ class Supervisor:
     ) -> None:
         self.gov = gov
         self.run_id = run_id or gov.labels["run"]
+        # idempotency keys are unique to this invocation: a reused --run-id adds, never drops
+        self._nonce = uuid.uuid4().hex[:8]
         self.budgets = budgets
         self.instances = [_Instance(s, StreamTracker(mode=usage_mode)) for s in specs]
         self.max_parallel = max_parallel or len(self.instances) or 1
@@ -296,7 +299,20 @@ class Supervisor:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> RunReport:
-        """Run every instance to its end; return the report."""
+        """Run every instance to its end; return the report. SIGTERM and SIGHUP stop the run
+        like Ctrl-C; whatever happens, no agent outlives it."""
+        previous = _route_signals_to_interrupt()
+        try:
+            return self._run()
+        finally:
+            for i in self.instances:  # an exception escaped: never leave an agent unbudgeted
+                if i.live:
+                    self._signal(i, signal.SIGKILL)
+                    i.killed = True
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> RunReport:
         self._t0 = time.monotonic()
         next_status = self._t0 + self.status_interval if self.status_interval > 0 else None
         while True:
@@ -487,7 +503,7 @@ class Supervisor:
                     prompt_tokens=d.usage.prompt,
                     completion_tokens=d.usage.output,
                     cached_tokens=d.usage.cache_read,
-                    idempotency_key=f"{self.run_id}:{inst.spec.name}:{inst.seq}",
+                    idempotency_key=f"{self.run_id}:{self._nonce}:{inst.spec.name}:{inst.seq}",
                     **labels,
                 )
             except LLMBudgetError as e:
@@ -715,3 +731,18 @@ class Supervisor:
             time.monotonic() - self._t0,
             self._interrupted,
         )
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _route_signals_to_interrupt() -> dict[signal.Signals, Any]:
+    """In the main thread, make SIGTERM and SIGHUP behave like Ctrl-C; return the handlers to
+    restore."""
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous[sig] = signal.signal(sig, _raise_interrupt)
+    return previous
