@@ -399,3 +399,23 @@ def test_stream_broken_midway_commits_our_count(server: ProviderServer, make_gov
     assert totals(gov)["prompt"] == gov.count_prompt("gpt-4o", messages=MSGS)
     assert counter(gov)[1] == 0
     assert s.partial.finish_reason == "error"
+
+
+def test_a_stream_abandoned_by_break_settles_when_collected(
+    server: ProviderServer, make_gov: Any
+) -> None:
+    import gc
+
+    server.reset(prompt_tokens=30, completion_tokens=6, chunks=6)
+    gov = make_gov()
+    s = client(server, gov).chat.completions.create(
+        model="gpt-4o", messages=MSGS, max_tokens=50, stream=True
+    )
+    for _ in s:
+        break
+    assert counter(gov)[1] > 0  # still held while the stream object lives
+    del s
+    gc.collect()
+    used, reserved = counter(gov)
+    assert reserved == 0  # settled: what was delivered is committed, the rest released
+    assert used > 0

@@ -306,6 +306,15 @@ class GovernedStream(_Base):
         except Exception:
             log.debug("llmbudget: closing the SDK stream failed", exc_info=True)
 
+    def __del__(self) -> None:
+        # abandoned (e.g. `break` out of the loop, never closed): close the SDK stream and
+        # commit what was delivered, rather than holding the reservation until its lease ends
+        if not self.__dict__.get("_done", True):
+            self._done = True
+            self._meter.finish_reason = self._meter.finish_reason or "abandoned"
+            self._close_inner()
+            self._meter.safe_settle()
+
     def close(self) -> None:
         """Stop reading, close the SDK stream and commit what was used."""
         if not self._done:
@@ -388,6 +397,14 @@ class AsyncGovernedStream(_Base):
             await self._inner.close()
         except Exception:
             log.debug("llmbudget: closing the SDK stream failed", exc_info=True)
+
+    def __del__(self) -> None:
+        # abandoned without `await close()`: commit what was delivered (the SDK's async stream
+        # is left to its own finaliser)
+        if not self.__dict__.get("_done", True):
+            self._done = True
+            self._meter.finish_reason = self._meter.finish_reason or "abandoned"
+            self._meter.safe_settle()
 
     async def close(self) -> None:
         """Stop reading, close the SDK stream and commit what was used."""
