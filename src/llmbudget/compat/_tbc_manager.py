@@ -186,8 +186,8 @@ class BudgetManager:
             other = self._names.get(bid)
             if other is not None and other != agent_name:  # pragma: no cover - 48-bit clash
                 raise InvalidUsage(f"agent names {other!r} and {agent_name!r} collide")
-            old = self.contracts.pop(agent_name, None)
-            self.contracts[agent_name] = contract
+            old = self.contracts.get(agent_name)
+            self.contracts[agent_name] = contract  # replaced in place: never briefly missing
             self._ids[agent_name] = bid
             self._names[bid] = agent_name
             self._adjust.pop(agent_name, None)
@@ -530,11 +530,13 @@ class BudgetManager:
                     )  # fmt: skip
                 res = gov.reserve(prompt_tokens=n, max_completion_tokens=0, **labels)
             except ConfidenceReached:
-                # tbcontracts does not gate recorded usage: record it within the budget
-                left = self.remaining(name)
-                if n > left:
-                    raise BudgetExceededError(name, n, left) from None
-                gov.record(prompt_tokens=n, completion_tokens=0, **labels)
+                # tbcontracts does not gate recorded usage: record it within the budget (one
+                # thread at a time, so the check and the record cannot interleave)
+                with self._lock:
+                    left = self.remaining(name)
+                    if n > left:
+                        raise BudgetExceededError(name, n, left) from None
+                    gov.record(prompt_tokens=n, completion_tokens=0, **labels)
             except BudgetExceeded as e:
                 raise self._refused(name, n, e) from e
             else:
