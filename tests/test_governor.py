@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -486,3 +487,42 @@ def test_reserve_counts_messages_with_the_models_tokenizer_and_warns_on_mismatch
         r.commit(prompt_tokens=40, completion_tokens=3)
     with pytest.raises(InvalidUsage, match="messages=/text="):
         gov.reserve(messages=msgs, max_completion_tokens=1)
+
+
+@pytest.mark.sqlite
+def test_a_cancelled_areserve_does_not_leak_its_reservation(
+    tmp_path: Any, clock: FakeClock
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "ledger.db"
+    gov = Governor(THREE, f"sqlite:///{db}", clock=clock, labels={"run": "r1"}, log_events=False)
+    gov.record(model="gpt-4o", prompt_tokens=1, completion_tokens=0)  # schema and counters
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock: reserve waits
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            gov.areserve(model="gpt-4o", prompt_tokens=100, max_completion_tokens=100)
+        )
+        await asyncio.sleep(0.2)
+        task.cancel()  # the caller gives up while the store step still waits
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        holder.execute("ROLLBACK")  # the step now runs and lands
+
+    try:
+        asyncio.run(main())
+        landed = 0
+        for _ in range(500):  # wait until the worker thread has made and settled it
+            landed = holder.execute(
+                "SELECT count(*) FROM reservations WHERE state != 'active'"
+            ).fetchone()[0]
+            if landed:
+                break
+            time.sleep(0.02)
+    finally:
+        holder.close()
+    assert landed == 1
+    assert all(s.reserved == 0 for s in gov.status())
+    assert {s.used for s in gov.status()} == {1}  # nothing was charged for the cancelled call

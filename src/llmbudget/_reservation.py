@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -183,3 +184,29 @@ class Reservation:
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
+
+
+async def reserve_off_loop(make: Callable[[], Reservation]) -> Reservation:
+    """Run a blocking ``reserve`` in a worker thread. If the awaiting task is cancelled while
+    the thread still runs, the reservation it then makes is released at once (in that
+    thread) instead of being held until its lease ends."""
+    abandoned = threading.Event()
+
+    def run() -> Reservation:
+        res = make()
+        if abandoned.is_set():
+            res.release()
+        return res
+
+    task = asyncio.ensure_future(asyncio.to_thread(run))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        abandoned.set()
+
+        def release(t: asyncio.Future[Reservation]) -> None:  # it landed just before
+            if not t.cancelled() and t.exception() is None:
+                t.result().release()
+
+        task.add_done_callback(release)
+        raise

@@ -535,10 +535,11 @@ class Governor:
         )
 
     async def areserve(self, **kwargs: Any) -> Reservation:
-        """:meth:`reserve` run in a worker thread, for event loops."""
-        import asyncio
+        """:meth:`reserve` run in a worker thread, for event loops (a reservation that lands
+        after the awaiting task was cancelled is released, not leaked)."""
+        from ._reservation import reserve_off_loop
 
-        return await asyncio.to_thread(lambda: self.reserve(**kwargs))
+        return await reserve_off_loop(lambda: self.reserve(**kwargs))
 
     def record(
         self,

@@ -7,7 +7,6 @@ and response objects into these shapes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -116,7 +115,9 @@ def reserve(settings: Settings, plan: Plan) -> Reservation:
 
 
 async def areserve(settings: Settings, plan: Plan) -> Reservation:
-    return await asyncio.to_thread(reserve, settings, plan)
+    from .._reservation import reserve_off_loop
+
+    return await reserve_off_loop(lambda: reserve(settings, plan))
 
 
 # -- usage -------------------------------------------------------------------------------------
