@@ -83,6 +83,8 @@ from ..core.ledger import (
 )
 from ..core.samples import EstimateSample
 from ._base import SCHEMA_VERSION, Store
+from ._codec import parse_partition as _partition
+from ._codec import partition_json as _partition_json
 
 __all__ = ["AsyncRedisStore", "RedisStore", "redacted"]
 
@@ -140,28 +142,6 @@ def _num(x: float) -> str:
     if not math.isfinite(x):
         raise InvalidUsage(f"time {x!r} is not a finite number")
     return repr(float(x))
-
-
-_PARTS: dict[tuple[tuple[str, str], ...], str] = {}
-_PARSED: dict[str, tuple[tuple[str, str], ...]] = {}
-
-
-def _partition_json(p: tuple[tuple[str, str], ...]) -> str:
-    s = _PARTS.get(p)
-    if s is None:
-        s = json.dumps([list(x) for x in p])
-        if len(_PARTS) < 4096:
-            _PARTS[p] = s
-    return s
-
-
-def _partition(s: str) -> tuple[tuple[str, str], ...]:
-    p = _PARSED.get(s)
-    if p is None:
-        p = tuple((str(k), str(v)) for k, v in json.loads(s))
-        if len(_PARSED) < 4096:
-            _PARSED[s] = p
-    return p
 
 
 _US = "\x1f"  # the unit separator between the items of a packed reply

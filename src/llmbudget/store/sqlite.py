@@ -33,6 +33,7 @@ from ..core.ledger import (
 )
 from ..core.samples import EstimateSample
 from ._base import Store
+from ._codec import parse_partition, partition_json
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -95,7 +96,7 @@ def _where(sql: str, *conds: tuple[str, object | None]) -> tuple[str, list[objec
 
 
 def _counter(row: Any) -> CounterState:
-    part = tuple((str(k), str(v)) for k, v in json.loads(row[4]))
+    part = parse_partition(row[4])
     return CounterState(
         row[0],
         row[1],
@@ -256,7 +257,7 @@ class SQLiteStore(Store):
                     ch.budget,
                     ch.window_id,
                     ch.window_end,
-                    json.dumps(ch.partition),
+                    partition_json(ch.partition),
                     ch.amount,
                 )
                 for ch in charges
@@ -279,7 +280,7 @@ class SQLiteStore(Store):
                         st.budget,
                         st.window_id,
                         st.window_end,
-                        json.dumps(st.partition),
+                        partition_json(st.partition),
                         st.reserved,
                         st.borrowed,
                         st.lent,
@@ -642,7 +643,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _approval(r: Any) -> Approval:
-        part = tuple((str(k), str(v)) for k, v in json.loads(r[13]))
+        part = parse_partition(r[13])
         return Approval(
             r[0],
             r[1],
@@ -687,7 +688,7 @@ class SQLiteStore(Store):
                     a.resolved_by,
                     a.note,
                     a.window_end,
-                    json.dumps(a.partition),
+                    partition_json(a.partition),
                 ),
             )
             return a
@@ -736,7 +737,14 @@ class SQLiteStore(Store):
                     "INSERT INTO counters (key, budget, window_id, window_end, partition, "
                     "granted) VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET granted = granted + excluded.granted",
-                    (a.key, a.budget, a.window_id, a.window_end, json.dumps(a.partition), grant),
+                    (
+                        a.key,
+                        a.budget,
+                        a.window_id,
+                        a.window_end,
+                        partition_json(a.partition),
+                        grant,
+                    ),
                 )
             return Approval(
                 a.id,
