@@ -1,9 +1,11 @@
 """The Redis store: one ledger shared by every process on every host that reaches one Redis.
 
 Every atomic step (reserve, extend, commit, release, record, sweep, raise_level, approvals) is
-one Lua script, shipped as a package resource (``llmbudget/store/lua/*.lua``) and run by SHA
-(``EVALSHA``, loading it on ``NOSCRIPT``): Redis runs a script whole, with nothing interleaved,
-so "check every counter, then apply every charge" is all-or-none across all clients.
+one Lua function, shipped as a package resource (``llmbudget/store/lua/*.lua``): on Redis 7+
+all steps are one function library (``FUNCTION LOAD`` once, then ``FCALL``; reloaded if the
+server lost it), on older servers each step is a script run by SHA (``EVALSHA``, loaded on
+``NOSCRIPT``). Redis runs a function or script whole, with nothing interleaved, so "check
+every counter, then apply every charge" is all-or-none across all clients.
 
 URL: ``redis://[:password@]host:6379/0`` (``rediss://`` for TLS, ``unix:///path.sock``) plus
 llmbudget's own query options, removed before the URL reaches redis-py:
@@ -15,6 +17,8 @@ llmbudget's own query options, removed before the URL reaches redis-py:
 ``retention``   seconds settled reservations and idempotency keys are kept (default 35 days)
 ``margin``      seconds a windowed counter outlives its window (default 2 days)
 ``eviction``    ``refuse`` (default) or ``allow`` a ``maxmemory-policy`` that may evict keys
+``lua``         ``auto`` (default: a function library on Redis 7+, scripts by SHA before),
+                ``functions`` or ``scripts``
 ==============  =========================================================================
 
 Key layout (``P`` = prefix; the braces are a Redis Cluster hash tag, so every key of one
@@ -106,7 +110,7 @@ SCRIPTS = (
 AUDIT_MAXLEN = 100_000
 SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps reserves make (sweep() forces one)
 HEALTH_CHECK = 2  # seconds a connection may idle before a step PINGs it first
-_OPTIONS = ("prefix", "clock", "maxlen", "retention", "margin", "eviction")
+_OPTIONS = ("prefix", "clock", "maxlen", "retention", "margin", "eviction", "lua")
 
 
 def redacted(url: str) -> str:
@@ -122,17 +126,36 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def _load_scripts() -> dict[str, tuple[str, str]]:
+_BEGIN = "local __err = begin(ARGV)\nif __err then return __err end\n"
+
+
+def _load_scripts() -> tuple[dict[str, tuple[str, str]], str, dict[str, str]]:
+    """Each step as a script (prelude + body, run by SHA on servers without functions) and
+    all of them as one Redis function library, whose name carries its hash (so llmbudget
+    versions sharing a server never call each other's code): the scripts, the library
+    source, and step -> function name."""
     pkg = resources.files("llmbudget.store") / "lua"
     prelude = (pkg / "_prelude.lua").read_text(encoding="utf-8")
-    out = {}
-    for name in SCRIPTS:
-        src = prelude + "\n" + (pkg / f"{name}.lua").read_text(encoding="utf-8")
-        out[name] = (src, hashlib.sha1(src.encode()).hexdigest())
-    return out
+    bodies = {name: (pkg / f"{name}.lua").read_text(encoding="utf-8") for name in SCRIPTS}
+    scripts = {}
+    for name, body in bodies.items():
+        src = prelude + "\n" + _BEGIN + body
+        scripts[name] = (src, hashlib.sha1(src.encode()).hexdigest())
+    tag = hashlib.sha1("\0".join([prelude, *bodies.values()]).encode()).hexdigest()[:12]
+    lib = f"llmb_{tag}"
+    functions = {name: f"{lib}_{name}" for name in SCRIPTS}
+    parts = [f"#!lua name={lib}\n", prelude, "\n"]
+    for name, body in bodies.items():
+        parts += [
+            f"redis.register_function('{functions[name]}', function(KEYS, ARGV)\n",
+            _BEGIN,
+            body,
+            "\nend)\n",
+        ]
+    return scripts, "".join(parts), functions
 
 
-_SCRIPTS = _load_scripts()
+_SCRIPTS, _LIBRARY, _FUNCTIONS = _load_scripts()
 
 
 # -- the shared, I/O-free half --------------------------------------------------------------
@@ -227,18 +250,19 @@ def _states(a: Sequence[str], start: int, end: int | None = None) -> tuple[Count
 
 
 def _reserve_outcome(raw: str, charges: Sequence[Charge]) -> ReserveOutcome:
-    """Granted: ``'1', n, n transfers (5 items each), m, m touched counters, the counters
-    after``; refused: ``'0', index, the counters as found`` (see lua/_prelude.lua)."""
+    """Granted: ``'1', n, n transfers (5 items each), the counters after``; refused: ``'0',
+    index, the counters as found`` (see lua/_prelude.lua). The counters a step wrote back
+    (``touched``) stay on the server: only stores that write back themselves need them."""
     a = _unpack(raw)
     if a[0] == "1":
         n = int(a[1])
+        if not n:
+            return ReserveOutcome(True, _states(a, 2))
         transfers = tuple(
             Transfer(a[i], a[i + 1], a[i + 2], a[i + 3], int(a[i + 4]))
             for i in range(2, 2 + 5 * n, 5)
         )
-        at = 2 + 5 * n
-        end = at + 1 + 12 * int(a[at])
-        return ReserveOutcome(True, _states(a, end), None, transfers, _states(a, at + 1, end))
+        return ReserveOutcome(True, _states(a, 2 + 5 * n), None, transfers)
     return ReserveOutcome(False, _states(a, 2), charges[int(a[1]) - 1].key)
 
 
@@ -391,6 +415,12 @@ class _Plan:
             raise ConfigError(
                 f"ledger URL {self.url!r}: maxlen, retention and margin are whole numbers"
             ) from e
+        self.lua = ours.get("lua", "auto")
+        if self.lua not in ("auto", "functions", "scripts"):
+            raise ConfigError(
+                f"ledger URL {self.url!r}: lua must be 'auto', 'functions' or 'scripts'"
+            )
+        self.functions = False  # decided on connecting (see use_functions)
         self.base = "{" + self.prefix + "}:"
         self.next_sweep = 0.0
         self.meta = self.base + "meta"
@@ -440,6 +470,16 @@ class _Plan:
                 f"{version}, newer than this llmbudget understands ({SCHEMA_VERSION}); "
                 "upgrade llmbudget to use it"
             )
+
+    def no_functions(self, error: Exception) -> None:
+        """The server would not load the function library (before Redis 7, or an ACL without
+        FUNCTION): use scripts, unless the URL asked for functions."""
+        if self.lua == "functions":
+            raise ConfigError(
+                f"Redis at {self.url} cannot load llmbudget's function library ({error}): "
+                "it needs Redis 7+ and the FUNCTION command; use ?lua=scripts (or auto)"
+            )
+        log.info("Redis at %s: no function library (%s); running steps as scripts", self.url, error)
 
     @contextmanager
     def errors(self, doing: str) -> Iterator[None]:
@@ -517,16 +557,38 @@ class _Lanes:
                 conn.disconnect()
 
 
-def _evalsha(conn: Any, name: str, keys: list[str], argv: list[str]) -> Any:
-    src, sha = _SCRIPTS[name]
-    conn.send_packed_command(conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv))
+def _step_command(functions: bool, name: str, keys: list[str], argv: list[str]) -> tuple[Any, ...]:
+    if functions:
+        return ("FCALL", _FUNCTIONS[name], len(keys), *keys, *argv)
+    return ("EVALSHA", _SCRIPTS[name][1], len(keys), *keys, *argv)
+
+
+def _load_command(functions: bool, name: str, error: Exception) -> tuple[Any, ...] | None:
+    """What to send before retrying a step the server did not know (it restarted without
+    persistence, or was flushed), or None when ``error`` is something else."""
+    if functions:
+        if isinstance(error, rex.ResponseError) and "Function not found" in str(error):
+            return ("FUNCTION", "LOAD", "REPLACE", _LIBRARY)
+        return None
+    if isinstance(error, rex.NoScriptError):
+        return ("SCRIPT", "LOAD", _SCRIPTS[name][0])
+    return None
+
+
+def _step(conn: Any, functions: bool, name: str, keys: list[str], argv: list[str]) -> Any:
+    """One step written and read straight on ``conn``, loading its code if the server lost it."""
+    cmd = _step_command(functions, name, keys, argv)
+    conn.send_packed_command(conn.pack_command(*cmd))
     try:
         return conn.read_response()
-    except rex.NoScriptError:
-        conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", src))
-        conn.read_response()
-        conn.send_packed_command(conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv))
-        return conn.read_response()
+    except rex.ResponseError as e:
+        load = _load_command(functions, name, e)
+        if load is None:
+            raise
+    conn.send_packed_command(conn.pack_command(*load))
+    conn.read_response()
+    conn.send_packed_command(conn.pack_command(*cmd))
+    return conn.read_response()
 
 
 class RedisStore(Store):
@@ -569,6 +631,12 @@ class RedisStore(Store):
                 self._plan.check_policy(policy)
                 self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
                 self._plan.check_meta(self._r.hgetall(self._plan.meta))
+                if self._plan.lua != "scripts":
+                    try:
+                        self._r.function_load(_LIBRARY, replace=True)
+                        self._plan.functions = True
+                    except rex.ResponseError as e:
+                        self._plan.no_functions(e)
             except BaseException:
                 if own:
                     self._r.close()
@@ -576,7 +644,13 @@ class RedisStore(Store):
 
     def _run(self, name: str, now: float, *rest: str, doing: str) -> Any:
         with self._plan.errors(doing):
-            return _evalsha(self._lanes.get(), name, self._keys, self._plan.argv(now, *rest))
+            return _step(
+                self._lanes.get(),
+                self._plan.functions,
+                name,
+                self._keys,
+                self._plan.argv(now, *rest),
+            )
 
     # -- the atomic steps -------------------------------------------------------------------
     def reserve(
@@ -852,6 +926,12 @@ class AsyncRedisStore:
                 self._plan.check_policy(policy)
                 await self._r.hsetnx(self._plan.meta, "schema_version", str(SCHEMA_VERSION))
                 self._plan.check_meta(await self._r.hgetall(self._plan.meta))
+                if self._plan.lua != "scripts":
+                    try:
+                        await self._r.function_load(_LIBRARY, replace=True)
+                        self._plan.functions = True
+                    except rex.ResponseError as e:
+                        self._plan.no_functions(e)
         except BaseException:
             if client is None:  # ours to close
                 await self._r.aclose()
@@ -859,26 +939,26 @@ class AsyncRedisStore:
         return self
 
     async def _run(self, name: str, now: float, *rest: str, doing: str) -> Any:
-        """One ``EVALSHA`` on a pooled connection, written and read directly (as the sync
-        store does: no client-side retry of a step that may already have been applied)."""
-        src, sha = _SCRIPTS[name]
+        """One step on a pooled connection, written and read directly (as the sync store
+        does: no client-side retry of a step that may already have been applied)."""
+        functions = self._plan.functions
         keys, argv = [self._plan.meta], self._plan.argv(now, *rest)
+        cmd = _step_command(functions, name, keys, argv)
         with self._plan.errors(doing):
             pool = self._r.connection_pool
             conn = await pool.get_connection()
             try:
-                await conn.send_packed_command(
-                    conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv)
-                )
+                await conn.send_packed_command(conn.pack_command(*cmd))
                 try:
                     return await conn.read_response()
-                except rex.NoScriptError:
-                    await conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", src))
-                    await conn.read_response()
-                    await conn.send_packed_command(
-                        conn.pack_command("EVALSHA", sha, len(keys), *keys, *argv)
-                    )
-                    return await conn.read_response()
+                except rex.ResponseError as e:
+                    load = _load_command(functions, name, e)
+                    if load is None:
+                        raise
+                await conn.send_packed_command(conn.pack_command(*load))
+                await conn.read_response()
+                await conn.send_packed_command(conn.pack_command(*cmd))
+                return await conn.read_response()
             finally:
                 await pool.release(conn)
 

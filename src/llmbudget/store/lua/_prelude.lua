@@ -1,4 +1,6 @@
--- Shared prelude, prepended to every llmbudget script (see store/redis.py).
+-- Shared prelude of every llmbudget step (see store/redis.py). Loaded once as a Redis 7
+-- function library (each step a function whose body starts with begin()), or, on older
+-- servers, prepended to each step's script.
 -- KEYS[1] = "{prefix}:meta" (declares the ledger's hash tag: every key of a ledger is in one
 --           Cluster slot, so every key a script touches is co-located with KEYS[1])
 -- ARGV[1] = key base "{prefix}:"
@@ -11,30 +13,37 @@
 -- refuses counter keys, budget names and window ids that contain it, and partitions are JSON,
 -- which escapes it), split once by the client. A counter is 12 consecutive items: key budget
 -- window_id window_end partition used reserved granted level borrowed lent closed.
-local B = ARGV[1]
-local CALLER_NOW = ARGV[2]
-local MAXLEN = ARGV[4]
-local RETENTION = ARGV[5]
-local MARGIN = tonumber(ARGV[6])
-local META = B .. 'meta'
-local LEASES = B .. 'leases'
-local COUNTERS = B .. 'counters'
-local EVENTS = B .. 'events'
+
+-- per-call state, set by begin() (module-level: in a function library these locals outlive
+-- one call, and Redis runs one call at a time, so begin() resets every one of them)
+local B, CALLER_NOW, CLOCK, MAXLEN, RETENTION, MARGIN
+local META, LEASES, COUNTERS, EVENTS
+local NOW_ = nil
 local FIELDS = {'budget', 'window_id', 'window_end', 'partition', 'used', 'reserved',
   'granted', 'level', 'borrowed', 'lent', 'closed'}
 
-if redis.call('EXISTS', META) == 0 then
-  return redis.error_reply('LLMB_EVICTED the ledger marker ' .. META ..
-    ' is gone (keys were evicted or flushed)')
+-- start a call: read the common arguments; an error reply when the ledger marker is gone
+local function begin(argv)
+  if argv[1] ~= B then
+    B = argv[1]
+    META, LEASES, COUNTERS, EVENTS = B .. 'meta', B .. 'leases', B .. 'counters', B .. 'events'
+  end
+  CALLER_NOW, CLOCK, MAXLEN, RETENTION = argv[2], argv[3], argv[4], argv[5]
+  MARGIN = tonumber(argv[6])
+  NOW_ = nil
+  if redis.call('EXISTS', META) == 0 then
+    return redis.error_reply('LLMB_EVICTED the ledger marker ' .. META ..
+      ' is gone (keys were evicted or flushed)')
+  end
+  return nil
 end
 
 -- the clock leases are kept on: Redis TIME in server mode (read once, only by the steps that
 -- need it), the caller's now otherwise
-local NOW_ = nil
 local function now()
   if not NOW_ then
     NOW_ = tonumber(CALLER_NOW)
-    if ARGV[3] == 'server' then
+    if CLOCK == 'server' then
       local t = redis.call('TIME')
       NOW_ = tonumber(t[1]) + tonumber(t[2]) / 1000000
     end
@@ -120,7 +129,7 @@ local function state_of(key, h)
     used = tonumber(h[5] or '0'), reserved = tonumber(h[6] or '0'),
     granted = tonumber(h[7] or '0'), level = tonumber(h[8] or '0'),
     borrowed = tonumber(h[9] or '0'), lent = tonumber(h[10] or '0'),
-    closed = h[11] == '1'}
+    closed = h[11] == '1', raw = h}
 end
 
 local function blank(key, b, w, we, p)
@@ -251,7 +260,14 @@ local function try(charges)
   return true, work, order, after, transfers
 end
 
+-- a working state as stored fields: the fields a reserve never changes (used, granted,
+-- level) are passed on as read, only the changed ones are formatted again
 local function fields_of(st)
+  local raw = st.raw
+  if raw then
+    return {st.b, st.w, st.we, st.p, raw[5] or '0', fmt(st.reserved), raw[7] or '0',
+      raw[8] or '0', fmt(st.borrowed), fmt(st.lent), st.closed and '1' or '0'}
+  end
   return {st.b, st.w, st.we, st.p, fmt(st.used), fmt(st.reserved), fmt(st.granted),
     fmt(st.level), fmt(st.borrowed), fmt(st.lent), st.closed and '1' or '0'}
 end
@@ -272,8 +288,8 @@ end
 
 -- run the reserve; on refusal return the refused reply (a string), else write back every
 -- touched counter (creating missing ones, donors too) and return the granted reply as a
--- table: {'1', n transfers, transfers (5 items each), n touched, touched counters...,
--- counters after...}
+-- table: {'1', n transfers, transfers (5 items each), counters after...} (the touched
+-- counters are written here, not sent back: the client needs only the charged ones)
 local function reserve_step(charges)
   local ok, a, b, c, d = try(charges)
   if not ok then return refused(charges, b, a) end
@@ -286,15 +302,18 @@ local function reserve_step(charges)
     out[#out + 1] = t[4]
     out[#out + 1] = fmt(t[5])
   end
-  out[#out + 1] = tostring(#order)
   for _, key in ipairs(order) do
     local st = work[key]
     if st.new then
       create({key, st.b, '0', '', st.w, st.we, st.p})
     end
-    redis.call('HSET', ck(key), 'reserved', fmt(st.reserved), 'borrowed', fmt(st.borrowed),
-      'lent', fmt(st.lent))
-    push(out, key, fields_of(st))
+    if st.borrowed == 0 and st.lent == 0 and not st.new and (st.raw[9] or '0') == '0'
+        and (st.raw[10] or '0') == '0' then
+      redis.call('HSET', ck(key), 'reserved', fmt(st.reserved))
+    else
+      redis.call('HSET', ck(key), 'reserved', fmt(st.reserved), 'borrowed',
+        fmt(st.borrowed), 'lent', fmt(st.lent))
+    end
   end
   for _, st in ipairs(after) do push(out, st.key, fields_of(st)) end
   return out

@@ -1,7 +1,7 @@
 -- reserve: ARGV[7] rid, ARGV[8] charges json, ARGV[9] labels json, ARGV[10] est prompt,
 -- ARGV[11] est completion, ARGV[12] lease_until (caller clock), ARGV[13] '1' to settle
 -- expired leases first (the client asks at most once a second; sweep.lua forces it)
--- reply: granted: ['1', transfers, touched counters, counters after] (see reserve_step),
+-- reply: granted: ['1', transfers, counters after] (see reserve_step),
 -- refused: ['0', refused index, counters as found...]
 local rid = ARGV[7]
 local charges = cjson.decode(ARGV[8])
