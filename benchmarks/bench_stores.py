@@ -13,9 +13,10 @@ Two things are timed for each store, so the store's share of a governed call is 
 
 Floors (the cheapest round trip each server does, timed the same way):
 
-* Redis: a bare ``EVALSHA`` of ``return 1`` on a dedicated connection (the path the store
-  uses for its steps), the same through the redis-py client API (pool check-out per
-  command), and a bare ``INCRBY`` through the client API;
+* Redis: a bare ``FCALL`` of a function that returns 1 on a dedicated connection (the path
+  the store uses for its steps on Redis 7+), the same with ``EVALSHA`` of ``return 1`` (the
+  path before Redis 7), ``EVALSHA`` through the redis-py client API (pool check-out per
+  command), and a bare ``INCR`` through the client API;
 * PostgreSQL: a single-statement ``UPDATE`` transaction on a logged table (one row per
   process), which pays the same WAL flush as a step does.
 
@@ -30,7 +31,9 @@ is the median over the rounds; ratios are taken within a round, then their media
     .venv/bin/python benchmarks/bench_stores.py --stores postgres,postgres-nosync
 
 ``postgres-nosync`` is the same server with ``options=-c synchronous_commit=off`` in the
-ledger URL (steps return before the WAL flush; see docs/stores.md).
+ledger URL (steps return before the WAL flush; see docs/stores.md); ``redis-pipelined`` is
+the same Redis with ``commit=pipelined`` (a commit is written and its reply read at the
+next step: one round trip per governed call; docs/stores.md). Its floors are Redis's.
 
 Server URLs: LLMBUDGET_TEST_REDIS_URL (default redis://127.0.0.1:6379/15) and
 LLMBUDGET_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). Each run
@@ -159,6 +162,31 @@ def _redis_evalsha_lane(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
     return (lambda n: _timed(n, call)), close
 
 
+def _redis_fcall_lane(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
+    import redis
+
+    from llmbudget.store.redis import _Plan
+
+    client = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
+    client.function_load(
+        "#!lua name=llmb_bench_floor\n"
+        "redis.register_function('llmb_bench_floor', function(keys, args) return 1 end)",
+        replace=True,
+    )
+    conn = client.connection_pool.make_connection()
+    packed = conn.pack_command("FCALL", "llmb_bench_floor", 0)
+
+    def call(i: int) -> None:
+        conn.send_packed_command(packed)
+        conn.read_response()
+
+    def close() -> None:
+        conn.disconnect()
+        client.close()
+
+    return (lambda n: _timed(n, call)), close
+
+
 def _redis_client(what: str) -> Callable[[str, str], tuple[Loop, Callable[[], None]]]:
     def make(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
         import redis
@@ -201,6 +229,7 @@ def _pg_update(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
 
 FLOORS: dict[str, dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]]]] = {
     "redis": {
+        "floor: FCALL return 1, dedicated connection": _redis_fcall_lane,
         "floor: EVALSHA return 1, dedicated connection": _redis_evalsha_lane,
         "floor: EVALSHA return 1, redis-py client": _redis_client("evalsha"),
         "floor: INCR, redis-py client": _redis_client("incr"),
@@ -208,8 +237,12 @@ FLOORS: dict[str, dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]
     "postgres": {"floor: 1-statement UPDATE transaction": _pg_update},
     "sqlite": {},
 }
-# extra kinds: the same server with URL options (floors are measured with them too)
-VARIANT_KINDS = {"postgres-nosync": ("postgres", {"options": "-c%20synchronous_commit%3Doff"})}
+# extra kinds: the same server with URL options (and its floors measured again when the
+# options change what a floor costs)
+VARIANT_KINDS: dict[str, tuple[str, dict[str, str], bool]] = {
+    "postgres-nosync": ("postgres", {"options": "-c%20synchronous_commit%3Doff"}, True),
+    "redis-pipelined": ("redis", {"commit": "pipelined"}, False),
+}
 
 
 def _server(kind: str) -> str:
@@ -254,7 +287,7 @@ def _pct(lat: list[float], p: int) -> float:
 
 
 def _setup(kind: str, tmp: Path) -> str:
-    server, params = VARIANT_KINDS.get(kind, (kind, {}))
+    server, params, _ = VARIANT_KINDS.get(kind, (kind, {}, True))
     url = fresh_url(server, tmp, **params)
     open_store(url).close()
     if server == "postgres":
@@ -284,10 +317,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     kinds = a.stores.split(",")
     urls = {k: _setup(k, tmp) for k in kinds}
+
+    def floors(k: str) -> list[str]:
+        return list(FLOORS[_server(k)]) if VARIANT_KINDS.get(k, ("", {}, True))[2] else []
+
     variants = [
         (k, what, p)
         for k in kinds
-        for what in [*FLOORS[_server(k)], *MAKERS]
+        for what in [*floors(k), *MAKERS]
         for p in sorted({1, a.procs})
         if p == 1 or what in MAKERS or "dedicated" in what or "UPDATE" in what
         if not a.what or any(w in what for w in a.what.split(","))
@@ -340,15 +377,16 @@ def main() -> None:
                 ratios.append(
                     (f"{k}: {what}, {many} procs / 1 proc", ratio((k, what, many), (k, what, one)))
                 )
-        floor = next((w for w in FLOORS[_server(k)] if "dedicated" in w or "UPDATE" in w), None)
+        base = k if floors(k) else _server(k)
+        floor = next((w for w in floors(base) if "dedicated" in w or "UPDATE" in w), None)
         if floor:
             ratios.append(
                 (
                     f"{k}: store step / floor, time per call (floor round trips per step)",
-                    ratio((k, floor, one), (k, "store step", one)),
+                    ratio((base, floor, one), (k, "store step", one)),
                 )
             )
-            if many != one:
+            if many != one and base == k:
                 ratios.append(
                     (
                         f"{k}: floor, {many} procs / 1 proc (the machine's scaling ceiling)",

@@ -16,6 +16,8 @@ BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis),
     # the steps as scripts by SHA (what servers before Redis 7 run) instead of functions
     pytest.param("redis-scripts", marks=pytest.mark.redis),
+    # commits written without waiting, their replies read at the next step (?commit=pipelined)
+    pytest.param("redis-pipelined", marks=pytest.mark.redis),
     # AsyncRedisStore through a thin synchronous adapter (tests/store/_async_adapter.py)
     pytest.param("redis-async", marks=pytest.mark.redis),
     pytest.param("postgres", marks=pytest.mark.postgres),
@@ -23,7 +25,7 @@ BACKENDS = [
 
 
 # URL options of the variants of a server's store
-VARIANTS = {"redis-scripts": {"lua": "scripts"}}
+VARIANTS = {"redis-scripts": {"lua": "scripts"}, "redis-pipelined": {"commit": "pipelined"}}
 
 
 def server_of(kind: str) -> str:

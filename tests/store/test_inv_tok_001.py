@@ -130,15 +130,18 @@ def _process(url: str, index: int) -> None:
         pytest.param("memory", marks=pytest.mark.memory),
         pytest.param("sqlite", marks=pytest.mark.sqlite),
         pytest.param("redis", marks=pytest.mark.redis),
+        # commits written without waiting for their replies (read at the next step / close)
+        pytest.param("redis-pipelined", marks=pytest.mark.redis),
         # AsyncRedisStore: 16 processes × 4 concurrent tasks on one event loop each
         pytest.param("redis-async", marks=pytest.mark.redis),
         pytest.param("postgres", marks=pytest.mark.postgres),
     ],
 )
 def test_no_reservation_past_the_limit_under_concurrency(kind: str, tmp_path: Path) -> None:
-    server = kind.removesuffix("-async")
+    server = kind.split("-", 1)[0]
     need(server)
-    url = fresh_url(server, tmp_path, clock="caller")
+    params = {"commit": "pipelined"} if kind == "redis-pipelined" else {}
+    url = fresh_url(server, tmp_path, clock="caller", **params)
     store = open_store(url)
     try:
         started = time.monotonic()

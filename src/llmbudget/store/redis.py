@@ -19,6 +19,9 @@ llmbudget's own query options, removed before the URL reaches redis-py:
 ``eviction``    ``refuse`` (default) or ``allow`` a ``maxmemory-policy`` that may evict keys
 ``lua``         ``auto`` (default: a function library on Redis 7+, scripts by SHA before),
                 ``functions`` or ``scripts``
+``commit``      ``wait`` (default) or ``pipelined``: a commit is written and its reply read
+                before the thread's next step (one round trip per governed call instead of
+                two; :class:`RedisStore` only, see ``store/_pipelined.py`` and docs/stores.md)
 ==============  =========================================================================
 
 Key layout (``P`` = prefix; the braces are a Redis Cluster hash tag, so every key of one
@@ -67,6 +70,7 @@ import redis.exceptions as rex
 from .._errors import (
     ConfigError,
     InvalidUsage,
+    LLMBudgetError,
     NotFound,
     ReservationError,
     SchemaError,
@@ -89,6 +93,7 @@ from ..core.samples import EstimateSample
 from ._base import SCHEMA_VERSION, Store
 from ._codec import parse_partition as _partition
 from ._codec import partition_json as _partition_json
+from ._pipelined import Held
 
 __all__ = ["AsyncRedisStore", "RedisStore", "redacted"]
 
@@ -110,7 +115,7 @@ SCRIPTS = (
 AUDIT_MAXLEN = 100_000
 SWEEP_INTERVAL = 1.0  # seconds between the lease sweeps reserves make (sweep() forces one)
 HEALTH_CHECK = 2  # seconds a connection may idle before a step PINGs it first
-_OPTIONS = ("prefix", "clock", "maxlen", "retention", "margin", "eviction", "lua")
+_OPTIONS = ("prefix", "clock", "maxlen", "retention", "margin", "eviction", "lua", "commit")
 
 
 def redacted(url: str) -> str:
@@ -420,7 +425,10 @@ class _Plan:
             raise ConfigError(
                 f"ledger URL {self.url!r}: lua must be 'auto', 'functions' or 'scripts'"
             )
-        self.functions = False  # decided on connecting (see use_functions)
+        self.functions = False  # decided on connecting (see no_functions)
+        self.commit = ours.get("commit", "wait")
+        if self.commit not in ("wait", "pipelined"):
+            raise ConfigError(f"ledger URL {self.url!r}: commit must be 'wait' or 'pipelined'")
         self.base = "{" + self.prefix + "}:"
         self.next_sweep = 0.0
         self.meta = self.base + "meta"
@@ -548,6 +556,17 @@ class _Lanes:
                 self._mine.append((pid, conn))
         return conn
 
+    def peek(self) -> Any:
+        """This thread's connection if it has one (no new connection)."""
+        loc = self._local
+        conn = getattr(loc, "conn", None)
+        return conn if conn is not None and loc.pid == os.getpid() else None
+
+    def connections(self) -> list[Any]:
+        pid = os.getpid()
+        with self._lock:
+            return [conn for owner, conn in self._mine if owner == pid]
+
     def close(self) -> None:
         pid = os.getpid()
         with self._lock:
@@ -576,9 +595,15 @@ def _load_command(functions: bool, name: str, error: Exception) -> tuple[Any, ..
 
 
 def _step(conn: Any, functions: bool, name: str, keys: list[str], argv: list[str]) -> Any:
-    """One step written and read straight on ``conn``, loading its code if the server lost it."""
+    """One step written and read straight on ``conn``, loading its code if the server lost it
+    (a pipelined commit still unanswered on ``conn`` is read first)."""
+    _drain(conn)
     cmd = _step_command(functions, name, keys, argv)
     conn.send_packed_command(conn.pack_command(*cmd))
+    return _answer(conn, functions, name, cmd)
+
+
+def _answer(conn: Any, functions: bool, name: str, cmd: tuple[Any, ...]) -> Any:
     try:
         return conn.read_response()
     except rex.ResponseError as e:
@@ -589,6 +614,38 @@ def _step(conn: Any, functions: bool, name: str, keys: list[str], argv: list[str
     conn.read_response()
     conn.send_packed_command(conn.pack_command(*cmd))
     return conn.read_response()
+
+
+# a pipelined commit written on a connection and not read yet: (rid, command, functions)
+_PENDING = "_llmbudget_pending"
+
+
+def _send_commit(conn: Any, functions: bool, rid: str, keys: list[str], argv: list[str]) -> None:
+    """Write a commit without waiting for its reply (read by the next :func:`_drain`)."""
+    _drain(conn)
+    cmd = _step_command(functions, "commit", keys, argv)
+    setattr(conn, _PENDING, (rid, cmd, functions))
+    conn.send_packed_command(conn.pack_command(*cmd))
+
+
+def _drain(conn: Any) -> None:
+    """Read the reply of the pipelined commit pending on ``conn``, if any. A lost connection
+    sends the commit again (commits are idempotent: a repeat is a duplicate) and stays
+    pending until that succeeds; a refused commit raises (mapped by the caller)."""
+    pending = getattr(conn, _PENDING, None)
+    if pending is None:
+        return
+    rid, cmd, functions = pending
+    try:
+        _answer(conn, functions, "commit", cmd)
+    except (rex.ConnectionError, rex.TimeoutError, OSError):
+        conn.disconnect()
+        conn.send_packed_command(conn.pack_command(*cmd))
+        _answer(conn, functions, "commit", cmd)
+    except rex.ResponseError as e:
+        setattr(conn, _PENDING, None)
+        raise rex.ResponseError(f"{e} (pipelined commit of reservation {rid})") from None
+    setattr(conn, _PENDING, None)
 
 
 class RedisStore(Store):
@@ -623,6 +680,8 @@ class RedisStore(Store):
             self._r: Any = client  # redis-py types replies loosely; ours are str
             self._lanes = _Lanes(client)
             self._keys = [self._plan.meta]
+            # reservations a pipelined commit can answer for without waiting
+            self._held: Held | None = Held() if self._plan.commit == "pipelined" else None
             try:
                 try:
                     policy = self._r.config_get("maxmemory-policy").get("maxmemory-policy")
@@ -673,7 +732,10 @@ class RedisStore(Store):
             self._plan.sweep_flag(now),
             doing="reserve",
         )
-        return _reserve_outcome(raw, charges)
+        out = _reserve_outcome(raw, charges)
+        if self._held is not None and out.ok:
+            self._held.reserved(rid, lease_until, charges, out.counters)
+        return out
 
     def extend(
         self, rid: str, charges: Sequence[Charge], lease_until: float, now: float
@@ -686,24 +748,46 @@ class RedisStore(Store):
             _num(lease_until),
             doing="extend a reservation",
         )
-        return _reserve_outcome(raw, charges)
+        out = _reserve_outcome(raw, charges)
+        if self._held is not None and out.ok:
+            self._held.extended(rid, lease_until, charges, out.counters)
+        return out
 
     def commit(
         self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
     ) -> CommitOutcome:
-        raw = self._run(
-            "commit",
-            now,
+        args = (
             rid,
             json.dumps({k: str(int(v)) for k, v in actual.items()}),
             _usage_fragment(usage),
-            doing="commit usage",
         )
-        return _commit_outcome(raw)
+        after = None if self._held is None else self._held.settle(rid, actual, now)
+        if after is None:
+            return _commit_outcome(self._run("commit", now, *args, doing="commit usage"))
+        with self._plan.errors("commit usage"):
+            _send_commit(
+                self._lanes.get(),
+                self._plan.functions,
+                rid,
+                self._keys,
+                self._plan.argv(now, *args),
+            )
+        return CommitOutcome(after)
 
     def release(self, rid: str, now: float) -> tuple[CounterState, ...]:
+        if self._held is not None:
+            self._held.forget(rid)
         raw = self._run("release", now, rid, doing="release a reservation")
         return _states(_unpack(raw), 1)
+
+    def _settle_pending(self) -> None:
+        """Read this thread's pending pipelined commit, so a read on another connection
+        sees it."""
+        if self._held is not None:
+            conn = self._lanes.peek()
+            if conn is not None:
+                with self._plan.errors("commit usage"):
+                    _drain(conn)
 
     def record(
         self,
@@ -763,6 +847,7 @@ class RedisStore(Store):
         until: float | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> Iterable[UsageEvent]:
+        self._settle_pending()
         evs = [
             e
             for e in map(_event, self._stream("events", False))
@@ -774,6 +859,7 @@ class RedisStore(Store):
     def estimate_samples(
         self, *, model: str | None = None, operation: str | None = None, limit: int = 1000
     ) -> list[EstimateSample]:
+        self._settle_pending()
         out = []
         for data in self._stream("events", True):
             s = _sample(_event(data), model, operation)
@@ -784,6 +870,7 @@ class RedisStore(Store):
         return out
 
     def reservation_state(self, rid: str) -> str | None:
+        self._settle_pending()
         with self._plan.errors("read a reservation"):
             pipe = self._r.pipeline(transaction=False)
             pipe.hget(self._plan.base + "r:" + rid, "state")
@@ -872,6 +959,20 @@ class RedisStore(Store):
             return _approval(self._r.hgetall(self._plan.base + "a:" + approval_id))
 
     def close(self) -> None:
+        if self._held is not None:
+            for conn in self._lanes.connections():
+                try:
+                    with self._plan.errors("commit usage"):
+                        _drain(conn)
+                except LLMBudgetError as e:
+                    pending = getattr(conn, _PENDING, None)
+                    log.error(
+                        "Redis at %s: a pipelined commit%s was not confirmed (%s); if it was "
+                        "lost, its reservation is settled at its estimate when its lease ends",
+                        self.url,
+                        f" of reservation {pending[0]}" if pending else "",
+                        e,
+                    )
         self._lanes.close()
         self._r.close()
 
@@ -898,6 +999,11 @@ class AsyncRedisStore:
         self._plan = _Plan(url)
         self.url = self._plan.url
         self.prefix = self._plan.prefix
+        if self._plan.commit != "wait":
+            raise ConfigError(
+                f"ledger URL {self.url!r}: commit=pipelined is for RedisStore (synchronous); "
+                "AsyncRedisStore commits with commit=wait"
+            )
         if client is None:
             try:
                 client = redis.asyncio.Redis.from_url(

@@ -1,0 +1,212 @@
+"""Pipelined commits on the Redis store (``?commit=pipelined``): a commit is written and its
+reply read before the thread's next step. The contract suite runs over this mode too
+(tests/store/conftest.py); these tests cover what is particular to it: the reply read later,
+errors surfacing at the next step, a lost connection, close(), reads on other connections,
+and what the commit answers without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from llmbudget import ConfigError, ReservationError, StoreUnavailable
+from llmbudget.core.ledger import Charge, ReservationMeta, Usage
+from llmbudget.store import open_store
+from llmbudget.store.redis import AsyncRedisStore, RedisStore, _Plan
+
+from ._servers import drop, fresh_url, need
+from .test_outage import RedisServer
+
+pytestmark = pytest.mark.redis
+
+META = ReservationMeta((("model", "m"),), 10, 20)
+KEY = "b||run"
+
+
+def _charges(amount: int = 30) -> list[Charge]:
+    return [Charge(KEY, "b", amount, 1000)]
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> Iterator[str]:
+    need("redis")
+    u = fresh_url("redis", tmp_path, clock="caller", commit="pipelined")
+    yield u
+    drop("redis", u)
+
+
+def _server_counts(url: str) -> tuple[int, int]:
+    """(used, reserved) as another client sees them, with commit=wait."""
+    other = open_store(url.replace("commit=pipelined", "commit=wait"))
+    try:
+        (c,) = other.counters([KEY])
+        return c.used, c.reserved
+    finally:
+        other.close()
+
+
+def test_commit_returns_before_the_reply_and_the_next_step_reads_it(url: str) -> None:
+    store = RedisStore(url)
+    r = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
+    try:
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        r.config_resetstat()
+        out = store.commit("r1", {KEY: 25}, Usage(10, 15), 2.0)
+        # answered from the reserve's view plus this settlement, without waiting
+        assert [(c.key, c.used, c.reserved) for c in out.counters] == [(KEY, 25, 0)]
+        assert not out.duplicate
+        conn = store._lanes.peek()
+        assert getattr(conn, "_llmbudget_pending", None) is not None
+        # the next step on this thread reads the reply first, then runs
+        assert store.reserve("r2", _charges(), META, 1e10, 3.0).ok
+        assert getattr(conn, "_llmbudget_pending", None) is None
+        assert r.info("commandstats")["cmdstat_fcall"]["calls"] == 2
+        assert _server_counts(url) == (25, 30)
+    finally:
+        store.close()
+        r.close()
+
+
+def test_a_repeated_commit_waits_and_says_duplicate(url: str) -> None:
+    store = RedisStore(url)
+    try:
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        store.commit("r1", {KEY: 25}, Usage(10, 15), 2.0)
+        again = store.commit("r1", {KEY: 25}, Usage(10, 15), 2.0)
+        assert again.duplicate
+        assert [(c.used, c.reserved) for c in again.counters] == [(25, 0)]
+    finally:
+        store.close()
+
+
+def test_commit_of_an_unknown_or_released_id_fails_at_once(url: str) -> None:
+    store = RedisStore(url)
+    try:
+        with pytest.raises(ReservationError, match="unknown id"):
+            store.commit("nope", {KEY: 1}, Usage(1, 0), 1.0)
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        store.release("r1", 2.0)
+        with pytest.raises(ReservationError, match="released"):
+            store.commit("r1", {KEY: 1}, Usage(1, 0), 3.0)
+    finally:
+        store.close()
+
+
+def test_a_commit_the_server_refuses_is_reported_at_the_next_step(url: str) -> None:
+    """The reservation vanished on the server (a flush by hand) between reserve and commit:
+    the pipelined commit cannot know at once; the thread's next step says which one failed."""
+    store = RedisStore(url)
+    r = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
+    try:
+        assert store.reserve("gone", _charges(), META, 1e10, 1.0).ok
+        r.delete(_Plan(url).base + "r:gone")
+        store.commit("gone", {KEY: 5}, Usage(5, 0), 2.0)  # written, not read
+        with pytest.raises(ReservationError, match="pipelined commit of reservation gone"):
+            store.reserve("next", _charges(), META, 1e10, 3.0)
+        # reported once; the store goes on
+        assert store.reserve("next2", _charges(), META, 1e10, 4.0).ok
+    finally:
+        store.close()
+        r.close()
+
+
+def test_a_commit_whose_lease_is_ending_waits_for_the_server(url: str) -> None:
+    store = RedisStore(url)
+    try:
+        assert store.reserve("r1", _charges(), META, 10.0, 1.0).ok
+        out = store.commit("r1", {KEY: 7}, Usage(7, 0), 9.5)  # within 2 s of the lease end
+        assert getattr(store._lanes.peek(), "_llmbudget_pending", None) is None
+        assert [(c.used, c.reserved) for c in out.counters] == [(7, 0)]
+    finally:
+        store.close()
+
+
+def test_close_reads_every_pending_reply(url: str) -> None:
+    store = RedisStore(url)
+    assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+    store.commit("r1", {KEY: 12}, Usage(12, 0), 2.0)
+    store.close()
+    assert _server_counts(url) == (12, 0)
+
+
+def test_pending_commits_of_other_threads_are_read_at_close(url: str) -> None:
+    store = RedisStore(url)
+
+    def work(i: int) -> None:
+        rid = f"t{i}"
+        assert store.reserve(rid, _charges(10), META, 1e10, 1.0).ok
+        store.commit(rid, {KEY: 4}, Usage(4, 0), 2.0)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    assert _server_counts(url) == (24, 0)
+
+
+def test_reads_on_other_connections_see_this_threads_commit(url: str) -> None:
+    store = RedisStore(url)
+    try:
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        store.commit("r1", {KEY: 9}, Usage(9, 0), 2.0)
+        # events() reads the stream on a pooled connection: the pending reply is read first
+        assert [e.id for e in store.events()] == ["r1"]
+        assert store.reservation_state("r1") == "committed"
+    finally:
+        store.close()
+
+
+def test_a_lost_connection_sends_the_commit_again_and_it_counts_once(tmp_path: Path) -> None:
+    """The server goes away after a commit was written: the next step writes it again
+    (commits are idempotent by id) once the server is back; the usage counts once."""
+    srv = RedisServer(tmp_path)  # append-only file, fsync always: a restart keeps the data
+    srv.start()
+    url = srv.url + "?clock=caller&commit=pipelined"
+    store = RedisStore(url)
+    try:
+        # 1. the connection is cut while the commit waits, unapplied, on the server (writes
+        # paused): the next step finds the connection gone and writes the commit again
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        admin = redis.Redis.from_url(srv.url)
+        admin.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
+        store.commit("r1", {KEY: 25}, Usage(10, 15), 2.0)
+        time.sleep(0.1)
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+        assert store.reserve("r2", _charges(), META, 1e10, 3.0).ok
+        assert _server_counts(url) == (25, 30)
+        # 2. the server is down when the commit is written: it stays pending, the steps in
+        # between say the store is unavailable, and it lands once the server is back
+        srv.stop()
+        # the write itself may fail or not, depending on the socket's state
+        with contextlib.suppress(StoreUnavailable):
+            store.commit("r2", {KEY: 1}, Usage(1, 0), 4.0)
+        with pytest.raises(StoreUnavailable):
+            store.reserve("r3", _charges(), META, 1e10, 5.0)
+        srv.start()
+        (c,) = store.counters([KEY])
+        assert (c.used, c.reserved) == (26, 0)
+        assert _server_counts(url) == (26, 0)
+    finally:
+        store.close()
+        srv.stop()
+
+
+def test_async_store_refuses_pipelined_commits(url: str) -> None:
+    with pytest.raises(ConfigError, match="commit=pipelined is for RedisStore"):
+        asyncio.run(AsyncRedisStore.open(url))
+
+
+def test_bad_commit_option_is_named(url: str) -> None:
+    with pytest.raises(ConfigError, match="commit must be 'wait' or 'pipelined'"):
+        RedisStore(url.replace("commit=pipelined", "commit=later"))
