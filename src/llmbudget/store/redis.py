@@ -54,11 +54,13 @@ import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -595,12 +597,32 @@ def _load_command(functions: bool, name: str, error: Exception) -> tuple[Any, ..
 
 
 def _step(conn: Any, functions: bool, name: str, keys: list[str], argv: list[str]) -> Any:
-    """One step written and read straight on ``conn``, loading its code if the server lost it
-    (a pipelined commit still unanswered on ``conn`` is read first)."""
-    _drain(conn)
+    """One step written and read straight on ``conn``, loading its code if the server lost
+    it. A pipelined commit pending on ``conn`` leaves in the same write, ahead of the step,
+    and its reply is read first."""
     cmd = _step_command(functions, name, keys, argv)
-    conn.send_packed_command(conn.pack_command(*cmd))
-    return _answer(conn, functions, name, cmd)
+    pending: _Pending | None = getattr(conn, _PENDING, None)
+    if pending is not None and pending.sock is not conn._sock:
+        _drain(conn)  # the connection was lost since: write the commit again, then go on
+        pending = None
+    if pending is None:
+        conn.send_packed_command(conn.pack_command(*cmd))
+        return _answer(conn, functions, name, cmd)
+    try:
+        conn.send_packed_command(conn.pack_command(*cmd), check_health=False)
+    except (rex.ConnectionError, rex.TimeoutError, OSError):
+        # the connection was lost: this step did not reach the server (nothing does on a
+        # closed connection); the commit may have. Write the commit again on a new
+        # connection, then this step.
+        conn.disconnect()
+        _drain(conn)
+        conn.send_packed_command(conn.pack_command(*cmd))
+        return _answer(conn, functions, name, cmd)
+    load = _read_commit(conn, pending)
+    out = _answer(conn, functions, name, cmd)  # reloads the code too, if it was lost
+    if load is not None:
+        _resend_commit(conn, pending)
+    return out
 
 
 def _answer(conn: Any, functions: bool, name: str, cmd: tuple[Any, ...]) -> Any:
@@ -616,36 +638,107 @@ def _answer(conn: Any, functions: bool, name: str, cmd: tuple[Any, ...]) -> Any:
     return conn.read_response()
 
 
-# a pipelined commit written on a connection and not read yet: (rid, command, functions)
+# -- pipelined commits (?commit=pipelined; the bookkeeping is in _pipelined.py) ---------------
+#
+# A commit is queued on the lane's socket and not waited for; a _Pending on the connection
+# says so until its reply is read. On Linux TCP it is queued with MSG_MORE, so it leaves in
+# one segment with the thread's next step (or by itself after at most ~200 ms, or when
+# _drain pushes it): one write and one wake-up of Redis for both. A commit whose reply cannot
+# be read (the connection was lost) is written again: commits are idempotent, a repeat
+# answers "duplicate".
+
 _PENDING = "_llmbudget_pending"
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    rid: str
+    cmd: tuple[Any, ...]
+    functions: bool
+    sock: Any  # the socket it was written to (another socket never saw it)
+    corked: bool  # queued with MSG_MORE: may still sit in the kernel until pushed
 
 
 def _send_commit(conn: Any, functions: bool, rid: str, keys: list[str], argv: list[str]) -> None:
-    """Write a commit without waiting for its reply (read by the next :func:`_drain`)."""
+    """Queue a commit on ``conn`` without waiting for its reply."""
     _drain(conn)
     cmd = _step_command(functions, "commit", keys, argv)
-    setattr(conn, _PENDING, (rid, cmd, functions))
-    conn.send_packed_command(conn.pack_command(*cmd))
+    if conn._sock is None:
+        conn.connect()
+    sock = conn._sock
+    cork = bool(
+        _MSG_MORE
+        and type(sock) is socket.socket
+        and sock.family in (socket.AF_INET, socket.AF_INET6)
+    )
+    setattr(conn, _PENDING, _Pending(rid, cmd, functions, sock, cork))
+    if not cork:  # TLS, a unix socket, another OS: written at once
+        conn.send_packed_command(conn.pack_command(*cmd), check_health=False)
+        return
+    try:
+        sock.sendall(b"".join(conn.pack_command(*cmd)), _MSG_MORE)
+    except OSError as e:
+        conn.disconnect()
+        raise rex.ConnectionError(f"writing to Redis: {e}") from None
+
+
+def _read_commit(conn: Any, p: _Pending) -> tuple[Any, ...] | None:
+    """Read a pending commit's reply. When the server had lost the step code, return what
+    loads it (the commit is still pending: write it again once loaded). A commit the server
+    refused is logged, not raised: a step written behind it has run and must answer. A lost
+    connection raises, the commit still pending."""
+    try:
+        conn.read_response()
+    except rex.ResponseError as e:
+        load = _load_command(p.functions, "commit", e)
+        if load is not None:
+            return load
+        setattr(conn, _PENDING, None)
+        log.error(
+            "Redis refused the pipelined commit of reservation %s: %s; its usage is not in "
+            "the ledger",
+            p.rid,
+            e,
+        )
+        return None
+    except (rex.ConnectionError, rex.TimeoutError, OSError):
+        conn.disconnect()
+        raise
+    setattr(conn, _PENDING, None)
+    return None
+
+
+def _resend_commit(conn: Any, p: _Pending) -> None:
+    """Write a pending commit again and read its reply (loading the step code first if the
+    server lost it)."""
+    conn.send_packed_command(conn.pack_command(*p.cmd))
+    again = _Pending(p.rid, p.cmd, p.functions, conn._sock, False)
+    setattr(conn, _PENDING, again)
+    load = _read_commit(conn, again)
+    if load is not None:
+        conn.send_packed_command(conn.pack_command(*load))
+        conn.read_response()
+        conn.send_packed_command(conn.pack_command(*p.cmd))
+        _read_commit(conn, again)
 
 
 def _drain(conn: Any) -> None:
-    """Read the reply of the pipelined commit pending on ``conn``, if any. A lost connection
-    sends the commit again (commits are idempotent: a repeat is a duplicate) and stays
-    pending until that succeeds; a refused commit raises (mapped by the caller)."""
-    pending = getattr(conn, _PENDING, None)
-    if pending is None:
+    """Settle the commit pending on ``conn``, if any: push it out and read its reply, or
+    write it again if the connection was lost since (raises if that fails too; the commit
+    stays pending for the next step)."""
+    p: _Pending | None = getattr(conn, _PENDING, None)
+    if p is None:
         return
-    rid, cmd, functions = pending
-    try:
-        _answer(conn, functions, "commit", cmd)
-    except (rex.ConnectionError, rex.TimeoutError, OSError):
-        conn.disconnect()
-        conn.send_packed_command(conn.pack_command(*cmd))
-        _answer(conn, functions, "commit", cmd)
-    except rex.ResponseError as e:
-        setattr(conn, _PENDING, None)
-        raise rex.ResponseError(f"{e} (pipelined commit of reservation {rid})") from None
-    setattr(conn, _PENDING, None)
+    if p.sock is not None and p.sock is conn._sock:
+        try:
+            if p.corked:
+                p.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # pushes it out
+            if _read_commit(conn, p) is None:
+                return
+        except (rex.ConnectionError, rex.TimeoutError, OSError):
+            conn.disconnect()
+    _resend_commit(conn, p)
 
 
 class RedisStore(Store):
@@ -970,7 +1063,7 @@ class RedisStore(Store):
                         "Redis at %s: a pipelined commit%s was not confirmed (%s); if it was "
                         "lost, its reservation is settled at its estimate when its lease ends",
                         self.url,
-                        f" of reservation {pending[0]}" if pending else "",
+                        f" of reservation {pending.rid}" if pending else "",
                         e,
                     )
         self._lanes.close()

@@ -286,11 +286,54 @@ local function refused(charges, found, bad)
   return reply(out)
 end
 
+-- the common reserve, restated for speed: every charged counter is distinct, open, not
+-- made by an approval, and fits as found (so no pool is asked). Writes and returns the
+-- granted reply as reserve_step would, or nil (nothing written) to let try() decide.
+local function fast_reserve(charges)
+  local hs, seen = {}, {}
+  for i, ch in ipairs(charges) do
+    local key = ch[1]
+    if seen[key] then return nil end
+    seen[key] = true
+    local h = read(key)
+    local amount = tonumber(ch[3])
+    if h[1] then
+      if h[11] == '1' or ((h[3] or '') == '' and ch[6] ~= '') then return nil end
+      if ch[4] ~= '' and amount > 0 and tonumber(h[5] or '0') + tonumber(h[6] or '0') + amount
+          > tonumber(ch[4]) + tonumber(h[7] or '0') + tonumber(h[9] or '0')
+            - tonumber(h[10] or '0') then
+        return nil
+      end
+    elseif ch[4] ~= '' and amount > tonumber(ch[4]) then
+      return nil
+    end
+    hs[i] = h
+  end
+  local out = {'1', '0'}
+  for i, ch in ipairs(charges) do
+    local h, key = hs[i], ch[1]
+    if h[1] then
+      local r = fmt(tonumber(h[6] or '0') + tonumber(ch[3]))
+      redis.call('HSET', ck(key), 'reserved', r)
+      push(out, key, {h[1], h[2], h[3] or '', h[4] or '[]', h[5] or '0', r, h[7] or '0',
+        h[8] or '0', h[9] or '0', h[10] or '0', '0'})
+    else
+      create(ch)
+      local r = fmt(tonumber(ch[3]))
+      redis.call('HSET', ck(key), 'reserved', r)
+      push(out, key, {ch[2], ch[5], ch[6], ch[7], '0', r, '0', '0', '0', '0', '0'})
+    end
+  end
+  return out
+end
+
 -- run the reserve; on refusal return the refused reply (a string), else write back every
 -- touched counter (creating missing ones, donors too) and return the granted reply as a
 -- table: {'1', n transfers, transfers (5 items each), counters after...} (the touched
 -- counters are written here, not sent back: the client needs only the charged ones)
 local function reserve_step(charges)
+  local quick = fast_reserve(charges)
+  if quick then return quick end
   local ok, a, b, c, d = try(charges)
   if not ok then return refused(charges, b, a) end
   local work, order, after, transfers = a, b, c, d
