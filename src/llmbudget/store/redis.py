@@ -58,7 +58,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -133,6 +133,21 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:  # the redis extra installs hiredis; redis-py's own packer is the fallback
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover
+    _hiredis_pack = None
+
+
+def _pack(conn: Any, cmd: tuple[Any, ...]) -> list[bytes]:
+    """A command in the wire format (hiredis directly: redis-py's packer re-checks every
+    argument in Python first)."""
+    if _hiredis_pack is not None:
+        return [_hiredis_pack(cmd)]
+    return list(conn.pack_command(*cmd))
+
+
 _BEGIN = "local __err = begin(ARGV)\nif __err then return __err end\n"
 
 
@@ -186,40 +201,90 @@ def _no_separator(*names: str) -> None:
             )
 
 
+def _charge_json(c: Charge) -> list[Any]:
+    for d in c.borrow:
+        if _US in d.key or _US in d.budget or _US in d.window_id:
+            _no_separator(d.key, d.budget, d.window_id)
+    return [
+        c.key,
+        c.budget,
+        str(int(c.amount)),
+        "" if c.cap is None else str(int(c.cap)),
+        c.window_id,
+        "" if c.window_end is None else _num(c.window_end),
+        _partition_json(c.partition),
+        [
+            [
+                d.key,
+                d.budget,
+                str(int(d.cap)),
+                str(int(d.min_reserve)),
+                str(int(d.priority)),
+                d.window_id,
+                "" if d.window_end is None else _num(d.window_end),
+                _partition_json(d.partition),
+            ]
+            for d in c.borrow
+        ],
+    ]
+
+
+_MAX_CACHED = 4096
+# a charge's JSON around its amount, for the charges without pool donors (the same few
+# counters recur on every call): (key, budget, cap, window, end, partition) -> (head, tail)
+_CHARGE_PARTS: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
 def _charges_json(charges: Sequence[Charge]) -> str:
+    """The charges as the steps read them (see lua/_prelude.lua)."""
+    out = []
     for c in charges:
         if _US in c.key or _US in c.budget or _US in c.window_id:
             _no_separator(c.key, c.budget, c.window_id)
-        for d in c.borrow:
-            if _US in d.key or _US in d.budget or _US in d.window_id:
-                _no_separator(d.key, d.budget, d.window_id)
-    return json.dumps(
-        [
-            [
-                c.key,
-                c.budget,
-                str(int(c.amount)),
-                "" if c.cap is None else str(int(c.cap)),
-                c.window_id,
-                "" if c.window_end is None else _num(c.window_end),
-                _partition_json(c.partition),
-                [
-                    [
-                        d.key,
-                        d.budget,
-                        str(int(d.cap)),
-                        str(int(d.min_reserve)),
-                        str(int(d.priority)),
-                        d.window_id,
-                        "" if d.window_end is None else _num(d.window_end),
-                        _partition_json(d.partition),
-                    ]
-                    for d in c.borrow
-                ],
-            ]
-            for c in charges
-        ]
-    )
+        if c.borrow:
+            out.append(json.dumps(_charge_json(c)))
+            continue
+        k = (c.key, c.budget, c.cap, c.window_id, c.window_end, c.partition)
+        parts = _CHARGE_PARTS.get(k)
+        if parts is None:
+            whole = _charge_json(c)
+            head = json.dumps(whole[:2])[:-1] + ", "  # '["key", "budget", '
+            tail = ", " + json.dumps(whole[3:])[1:]  # ', "cap", ..., []]'
+            parts = (head, tail)
+            if len(_CHARGE_PARTS) < _MAX_CACHED:
+                _CHARGE_PARTS[k] = parts
+        out.append(f'{parts[0]}"{int(c.amount)}"{parts[1]}')
+    return "[" + ", ".join(out) + "]"
+
+
+_LABELS: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def _labels_json(labels: Mapping[str, str] | tuple[tuple[str, str], ...]) -> str:
+    """Labels as a JSON object with sorted keys (memoised: the same few label sets recur)."""
+    key = labels if isinstance(labels, tuple) else tuple(labels.items())
+    got = _LABELS.get(key)
+    if got is None:
+        got = json.dumps(dict(key), sort_keys=True)
+        if len(_LABELS) < _MAX_CACHED:
+            _LABELS[key] = got
+    return got
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _actual_json(actual: Mapping[str, int]) -> str:
+    """``{counter key: "amount"}`` as JSON (the keys' encodings memoised)."""
+    parts = []
+    for k, v in actual.items():
+        kj = _KEYS.get(k)
+        if kj is None:
+            kj = json.dumps(k)
+            if len(_KEYS) < _MAX_CACHED:
+                _KEYS[k] = kj
+        parts.append(f'{kj}: "{int(v)}"')
+    return "{" + ", ".join(parts) + "}"
 
 
 def _usage_fragment(u: Usage) -> str:
@@ -432,6 +497,7 @@ class _Plan:
         if self.commit not in ("wait", "pipelined"):
             raise ConfigError(f"ledger URL {self.url!r}: commit must be 'wait' or 'pipelined'")
         self.base = "{" + self.prefix + "}:"
+        self._fixed = (self.clock, str(self.maxlen), str(self.retention), str(self.margin))
         self.next_sweep = 0.0
         self.meta = self.base + "meta"
 
@@ -444,15 +510,7 @@ class _Plan:
         return "0"
 
     def argv(self, now: float, *rest: str) -> list[str]:
-        return [
-            self.base,
-            _num(now),
-            self.clock,
-            str(self.maxlen),
-            str(self.retention),
-            str(self.margin),
-            *rest,
-        ]
+        return [self.base, _num(now), *self._fixed, *rest]
 
     def check_policy(self, policy: str | None) -> None:
         if policy is None:
@@ -606,17 +664,17 @@ def _step(conn: Any, functions: bool, name: str, keys: list[str], argv: list[str
         _drain(conn)  # the connection was lost since: write the commit again, then go on
         pending = None
     if pending is None:
-        conn.send_packed_command(conn.pack_command(*cmd))
+        conn.send_packed_command(_pack(conn, cmd))
         return _answer(conn, functions, name, cmd)
     try:
-        conn.send_packed_command(conn.pack_command(*cmd), check_health=False)
+        conn.send_packed_command(_pack(conn, cmd), check_health=False)
     except (rex.ConnectionError, rex.TimeoutError, OSError):
         # the connection was lost: this step did not reach the server (nothing does on a
         # closed connection); the commit may have. Write the commit again on a new
         # connection, then this step.
         conn.disconnect()
         _drain(conn)
-        conn.send_packed_command(conn.pack_command(*cmd))
+        conn.send_packed_command(_pack(conn, cmd))
         return _answer(conn, functions, name, cmd)
     load = _read_commit(conn, pending)
     out = _answer(conn, functions, name, cmd)  # reloads the code too, if it was lost
@@ -632,9 +690,9 @@ def _answer(conn: Any, functions: bool, name: str, cmd: tuple[Any, ...]) -> Any:
         load = _load_command(functions, name, e)
         if load is None:
             raise
-    conn.send_packed_command(conn.pack_command(*load))
+    conn.send_packed_command(_pack(conn, load))
     conn.read_response()
-    conn.send_packed_command(conn.pack_command(*cmd))
+    conn.send_packed_command(_pack(conn, cmd))
     return conn.read_response()
 
 
@@ -674,10 +732,10 @@ def _send_commit(conn: Any, functions: bool, rid: str, keys: list[str], argv: li
     )
     setattr(conn, _PENDING, _Pending(rid, cmd, functions, sock, cork))
     if not cork:  # TLS, a unix socket, another OS: written at once
-        conn.send_packed_command(conn.pack_command(*cmd), check_health=False)
+        conn.send_packed_command(_pack(conn, cmd), check_health=False)
         return
     try:
-        sock.sendall(b"".join(conn.pack_command(*cmd)), _MSG_MORE)
+        sock.sendall(b"".join(_pack(conn, cmd)), _MSG_MORE)
     except OSError as e:
         conn.disconnect()
         raise rex.ConnectionError(f"writing to Redis: {e}") from None
@@ -712,14 +770,14 @@ def _read_commit(conn: Any, p: _Pending) -> tuple[Any, ...] | None:
 def _resend_commit(conn: Any, p: _Pending) -> None:
     """Write a pending commit again and read its reply (loading the step code first if the
     server lost it)."""
-    conn.send_packed_command(conn.pack_command(*p.cmd))
+    conn.send_packed_command(_pack(conn, p.cmd))
     again = _Pending(p.rid, p.cmd, p.functions, conn._sock, False)
     setattr(conn, _PENDING, again)
     load = _read_commit(conn, again)
     if load is not None:
-        conn.send_packed_command(conn.pack_command(*load))
+        conn.send_packed_command(_pack(conn, load))
         conn.read_response()
-        conn.send_packed_command(conn.pack_command(*p.cmd))
+        conn.send_packed_command(_pack(conn, p.cmd))
         _read_commit(conn, again)
 
 
@@ -818,7 +876,7 @@ class RedisStore(Store):
             now,
             rid,
             _charges_json(charges),
-            json.dumps(dict(meta.labels), sort_keys=True),
+            _labels_json(meta.labels),
             str(int(meta.prompt_tokens)),
             str(int(meta.completion_tokens)),
             _num(lease_until),
@@ -851,7 +909,7 @@ class RedisStore(Store):
     ) -> CommitOutcome:
         args = (
             rid,
-            json.dumps({k: str(int(v)) for k, v in actual.items()}),
+            _actual_json(actual),
             _usage_fragment(usage),
         )
         after = None if self._held is None else self._held.settle(rid, actual, now)
@@ -895,7 +953,7 @@ class RedisStore(Store):
             now,
             event_id,
             _charges_json(charges),
-            json.dumps(dict(labels), sort_keys=True),
+            _labels_json(dict(labels)),
             _usage_fragment(usage),
             doing="record usage",
         )
@@ -1174,7 +1232,7 @@ class AsyncRedisStore:
             now,
             rid,
             _charges_json(charges),
-            json.dumps(dict(meta.labels), sort_keys=True),
+            _labels_json(meta.labels),
             str(int(meta.prompt_tokens)),
             str(int(meta.completion_tokens)),
             _num(lease_until),
@@ -1203,7 +1261,7 @@ class AsyncRedisStore:
             "commit",
             now,
             rid,
-            json.dumps({k: str(int(v)) for k, v in actual.items()}),
+            _actual_json(actual),
             _usage_fragment(usage),
             doing="commit usage",
         )
@@ -1226,7 +1284,7 @@ class AsyncRedisStore:
             now,
             event_id,
             _charges_json(charges),
-            json.dumps(dict(labels), sort_keys=True),
+            _labels_json(dict(labels)),
             _usage_fragment(usage),
             doing="record usage",
         )
