@@ -364,17 +364,25 @@ end
 
 -- add to 'used' and 'reserved' of existing counters (read, then both written with one HSET:
 -- nothing interleaves a script); deltas = {key -> {used, reserved}} over the distinct keys in
--- order; return key -> fields after (missing counters are skipped)
-local function apply_deltas(order, deltas)
+-- order; return key -> fields after (missing counters are skipped; none when quiet)
+local function apply_deltas(order, deltas, quiet)
   local after = {}
   for _, key in ipairs(order) do
-    local h = read(key)
-    if h[1] then
-      local d = deltas[key]
-      h[5] = fmt(tonumber(h[5] or '0') + d[1])
-      h[6] = fmt(tonumber(h[6] or '0') + d[2])
-      redis.call('HSET', ck(key), 'used', h[5], 'reserved', h[6])
-      after[key] = h
+    local d = deltas[key]
+    if quiet then  -- nobody reads the counters after: read and write only what changes
+      local h = redis.call('HMGET', ck(key), 'used', 'reserved')
+      if h[1] then
+        redis.call('HSET', ck(key), 'used', fmt(tonumber(h[1]) + d[1]),
+          'reserved', fmt(tonumber(h[2] or '0') + d[2]))
+      end
+    else
+      local h = read(key)
+      if h[1] then
+        h[5] = fmt(tonumber(h[5] or '0') + d[1])
+        h[6] = fmt(tonumber(h[6] or '0') + d[2])
+        redis.call('HSET', ck(key), 'used', h[5], 'reserved', h[6])
+        after[key] = h
+      end
     end
   end
   return after

@@ -1,6 +1,7 @@
 -- commit: ARGV[7] rid, ARGV[8] actual json {key: "amount"}, ARGV[9] usage json fragment
--- (the event's "p","c","ca","re","cost" members, without braces)
--- reply: [duplicate ('0'|'1'), counters...]
+-- (the event's "p","c","ca","re","cost" members, without braces), ARGV[10] '1' for a quiet
+-- reply (a pipelined commit: the client answers from its own view and wants only errors)
+-- reply: [duplicate ('0'|'1'), counters...]; quiet: '0'
 local rid = ARGV[7]
 local r = rk(rid)
 local h = redis.call('HMGET', r, 'state', 'keys', 'amts', 'labels', 'ep', 'ec', 'ev', 'at')
@@ -32,7 +33,8 @@ local order, deltas = deltas_of(keys,
     if expired then return 0 end
     return -tonumber(amts[i])
   end)
-local after = apply_deltas(order, deltas)
+local quiet = ARGV[10] == '1'
+local after = apply_deltas(order, deltas, quiet)
 if h[7] then redis.call('XDEL', EVENTS, h[7]) end
 -- stamped with the reservation's time (its counters' window); a record written before 'at'
 -- was kept falls back to now
@@ -43,6 +45,7 @@ local sid = add_event(ev)
 redis.call('SET', ek(rid), sid, 'EX', RETENTION)
 redis.call('HSET', r, 'state', 'committed', 'ev', sid)
 settle_keep(rid)
+if quiet then return '0' end
 local out = {'0'}
 push_after(out, keys, after)
 return reply(out)
