@@ -21,7 +21,12 @@ Floors (the cheapest round trip each server does, timed the same way):
   process), which pays the same WAL flush as a step does.
 
 N processes start together (a barrier) and throughput is all their calls over the wall time
-from the first start to the last finish; latencies are pooled. The machine is shared and
+from the first start to the last finish; latencies are pooled. CPU per call is measured on
+both sides: the client processes' own CPU time (``time.process_time``: Python, the socket
+system calls) and the server's (user + system time of its processes from ``/proc``, reaped
+PostgreSQL backends included), divided by the calls; "CPU ceiling" is the machine's cores
+divided by their sum, the most calls per second any number of processes could make here at
+that cost, since clients and server share the same cores. The machine is shared and
 noisy, so every variant runs once per round, the order rotated each round, and each figure
 is the median over the rounds; ratios are taken within a round, then their median.
 
@@ -255,7 +260,7 @@ MAKERS: dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]]] = {
 }
 
 
-def _worker(args: tuple[str, str, str, int, Any]) -> tuple[float, float, list[float]]:
+def _worker(args: tuple[str, str, str, int, Any]) -> tuple[float, float, list[float], float]:
     kind, what, url, n, barrier = args
     make = MAKERS.get(what) or FLOORS[_server(kind)][what]
     tag = f"p{os.getpid()}"
@@ -263,23 +268,59 @@ def _worker(args: tuple[str, str, str, int, Any]) -> tuple[float, float, list[fl
     try:
         loop(min(200, n))  # warm: connections, prepared statements, script cache
         barrier.wait()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lat = loop(n)
-        return t0, time.perf_counter(), lat
+        return t0, time.perf_counter(), lat, time.process_time() - c0
     finally:
         close()
 
 
-def _measure(kind: str, what: str, url: str, n: int, procs: int) -> tuple[float, list[float]]:
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu(server: str) -> float:
+    """CPU seconds the server's processes have used so far (user + system, from /proc; for
+    PostgreSQL the postmaster's reaped children count too, so backends that exited are in),
+    or NaN where /proc cannot say."""
+    names = {"redis": ("redis-server",), "postgres": ("postgres", "postmaster")}.get(server, ())
+    total, found = 0, False
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return float("nan")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        if not comm.startswith(names) or not names:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # utime, stime, cutime, cstime are fields 14-17 of stat (11-14 after "state")
+        total += sum(int(x) for x in fields[11:15])
+        found = True
+    return total / _TICK if found else float("nan")
+
+
+def _measure(
+    kind: str, what: str, url: str, n: int, procs: int
+) -> tuple[float, list[float], float, float]:
+    """Calls/s, latencies, and the CPU seconds per call of the clients and of the server."""
     ctx = multiprocessing.get_context("fork")
     with ctx.Manager() as mgr:
         barrier = mgr.Barrier(procs)
         with ctx.Pool(procs) as pool:
+            cpu0 = _server_cpu(_server(kind))
             got = pool.map(_worker, [(kind, what, url, n, barrier)] * procs, chunksize=1)
+            cpu1 = _server_cpu(_server(kind))
     start = min(g[0] for g in got)
     end = max(g[1] for g in got)
     lat = [x for g in got for x in g[2]]
-    return len(lat) / (end - start), lat
+    calls = len(lat)
+    client = sum(g[3] for g in got) / calls
+    return calls / (end - start), lat, client, (cpu1 - cpu0) / calls
 
 
 def _pct(lat: list[float], p: int) -> float:
@@ -332,6 +373,8 @@ def main() -> None:
     rate: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
     p50: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
     p99: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
+    ccpu: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
+    scpu: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
     load = [os.getloadavg()[0]]
     try:
         for rnd in range(a.rounds):
@@ -339,8 +382,10 @@ def main() -> None:
             for v in order:
                 kind, what, procs = v
                 n = a.calls if procs == 1 else max(200, a.calls // 2)
-                r, lat = _measure(kind, what, urls[kind], n, procs)
+                r, lat, c_cpu, s_cpu = _measure(kind, what, urls[kind], n, procs)
                 rate[v].append(r)
+                ccpu[v].append(c_cpu * 1e6)
+                scpu[v].append(s_cpu * 1e6)
                 p50[v].append(_pct(lat, 50))
                 p99[v].append(_pct(lat, 99))
             load.append(os.getloadavg()[0])
@@ -360,9 +405,16 @@ def main() -> None:
             "calls_per_s": med(rate[(k, what, p)]),
             "p50_ms": med(p50[(k, what, p)]),
             "p99_ms": med(p99[(k, what, p)]),
+            "client_cpu_us": med(ccpu[(k, what, p)]),
+            "server_cpu_us": med(scpu[(k, what, p)]),
         }
         for (k, what, p) in variants
     ]
+    ncpu = os.cpu_count() or 1
+    for r in rows:
+        # what the machine's cores allow if every call costs this much CPU, clients and server
+        # together (the ceiling of N processes on this machine)
+        r["cpu_ceiling_per_s"] = ncpu * 1e6 / (r["client_cpu_us"] + r["server_cpu_us"])
 
     def ratio(num: tuple[str, str, int], den: tuple[str, str, int]) -> float:
         if num not in rate or den not in rate:
@@ -405,12 +457,16 @@ def main() -> None:
         f"from 1 process, {max(200, a.calls // 2)} per process from {a.procs}; "
         f"load average {min(load):.1f}-{max(load):.1f}"
     )
-    print("| store | what | procs | calls/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| store | what | procs | calls/s | p50 ms | p99 ms | client CPU µs/call "
+        f"| server CPU µs/call | CPU ceiling calls/s ({ncpu} cores) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['store']} | {r['what']} | {r['procs']} | {r['calls_per_s']:,.0f} | "
-            f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} |"
+            f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['client_cpu_us']:.0f} | "
+            f"{r['server_cpu_us']:.0f} | {r['cpu_ceiling_per_s']:,.0f} |"
         )
     print()
     print("| ratio (median of per-round ratios) | value |")
