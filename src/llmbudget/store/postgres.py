@@ -677,8 +677,8 @@ def _events_at_reservation() -> tuple[str, ...]:
 # refusal). Three statements: whether the counters exist (and the id is unused); lock them in
 # key order and apply the counting rule in one SELECT (a locked row is its latest version);
 # then insert the reservation, update the counters and build the reply in one statement.
-# llmb_commit: read and lock the reservation, lock its counters in key order, then write the
-# event, mark the reservation and update the counters in one statement. Same locks, same order,
+# llmb_commit: read and lock the reservation, then its counters in key order (one statement),
+# then write the event, mark the reservation and update the counters in one statement. Same locks, same order,
 # same replies as migrations 4/5; the migration-4 llmb_reserve stays (another signature) so a
 # process still running the previous llmbudget keeps working until it restarts.
 _COUNTER_COLS6 = (
@@ -798,12 +798,16 @@ MIGRATION_6 = (
     #variable_conflict use_column
     DECLARE r record; v_expired boolean;
     BEGIN
-      SELECT state, labels, est_prompt, est_completion, created,
-        ARRAY(SELECT e->>0 FROM jsonb_array_elements(charges) WITH ORDINALITY AS x(e, o)
-              ORDER BY o) AS keys,
-        ARRAY(SELECT (e->>1)::bigint FROM jsonb_array_elements(charges)
-              WITH ORDINALITY AS x(e, o) ORDER BY o) AS held
-      INTO r FROM reservations WHERE id = p_rid FOR UPDATE;
+      -- lock the reservation, then (if it is to be settled) its counters in key order
+      SELECT r.*, CASE WHEN r.state IN ('active', 'expired') THEN (SELECT count(*) FROM (
+          SELECT 1 FROM counters WHERE key = ANY(r.keys) ORDER BY key FOR UPDATE) l) END
+      INTO r FROM (
+        SELECT state, labels, est_prompt, est_completion, created,
+          ARRAY(SELECT e->>0 FROM jsonb_array_elements(charges) WITH ORDINALITY AS x(e, o)
+                ORDER BY o) AS keys,
+          ARRAY(SELECT (e->>1)::bigint FROM jsonb_array_elements(charges)
+                WITH ORDINALITY AS x(e, o) ORDER BY o) AS held
+        FROM reservations WHERE id = p_rid FOR UPDATE) r;
       IF NOT FOUND THEN
         IF EXISTS (SELECT 1 FROM events WHERE id = p_rid) THEN
           RETURN QUERY {_header6("1")};
@@ -823,7 +827,6 @@ MIGRATION_6 = (
         RETURN;
       END IF;
       v_expired := r.state = 'expired';  -- the sweep charged the estimate to used
-      PERFORM 1 FROM counters WHERE key = ANY(r.keys) ORDER BY key FOR UPDATE;
       IF v_expired THEN DELETE FROM events WHERE id = p_rid; END IF;
       RETURN QUERY {
         _reply6(
