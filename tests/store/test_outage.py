@@ -52,6 +52,7 @@ class RedisServer:
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.query = ""  # more URL options for the store under test
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -143,6 +144,8 @@ class PostgresServer:
 @pytest.fixture(
     params=[
         pytest.param("redis", marks=pytest.mark.redis),
+        # commits queued without waiting (?commit=pipelined) across the outage
+        pytest.param("redis-pipelined", marks=pytest.mark.redis),
         pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
@@ -150,7 +153,8 @@ def server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[RedisServer | PostgresServer]:
     srv: RedisServer | PostgresServer
-    srv = RedisServer(tmp_path) if request.param == "redis" else PostgresServer()
+    srv = RedisServer(tmp_path) if request.param != "postgres" else PostgresServer()
+    srv.query = "&commit=pipelined" if request.param == "redis-pipelined" else ""
     srv.start()
     try:
         yield srv
@@ -163,7 +167,8 @@ def server(
 
 def _fast(server: RedisServer | PostgresServer) -> str:
     """Caller's clock; and for PostgreSQL, give up on a connection after 1 s."""
-    return "?clock=caller" + ("&pool_timeout=1" if isinstance(server, PostgresServer) else "")
+    extra = "&pool_timeout=1" if isinstance(server, PostgresServer) else server.query
+    return "?clock=caller" + extra
 
 
 def ch(key: str, amount: int, cap: int | None = 10_000) -> Charge:
@@ -177,7 +182,7 @@ def _used(store: FailoverStore) -> dict[str, tuple[int, int]]:
 def test_fail_closed_refuses_naming_the_store(
     server: RedisServer | PostgresServer, tmp_path: Path
 ) -> None:
-    store = FailoverStore(open_store(server.url + "?clock=caller"), mode="fail_closed")
+    store = FailoverStore(open_store(server.url + _fast(server)), mode="fail_closed")
     assert store.reserve("pre", [ch("A", 30)], META, T + 600, T).ok
     server.stop()
     with pytest.raises(StoreUnavailable, match="fail_closed") as err:

@@ -248,3 +248,39 @@ def test_async_store_refuses_pipelined_commits(url: str) -> None:
 def test_bad_commit_option_is_named(url: str) -> None:
     with pytest.raises(ConfigError, match="commit must be 'wait' or 'pipelined'"):
         RedisStore(url.replace("commit=pipelined", "commit=later"))
+
+
+def test_a_commit_queued_before_an_outage_lands_once_under_fail_open(tmp_path: Path) -> None:
+    """A commit queued just before Redis stops, under a fail_open failover store: the steps
+    during the outage are journalled, the queued commit stays pending on its connection, and
+    once Redis is back both land, each once."""
+    from llmbudget.store._failover import FailoverStore
+
+    srv = RedisServer(tmp_path)
+    srv.start()
+    url = srv.url + "?clock=caller&commit=pipelined"
+    store = FailoverStore(
+        open_store(url), mode="fail_open", journal=tmp_path / "j.jsonl", retry_after=30.0
+    )
+    try:
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        store.commit("r1", {KEY: 25}, Usage(10, 15), 2.0)  # queued, not read
+        srv.stop()
+        assert store.reserve("r2", _charges(), META, 1e10, 3.0).ok  # journalled
+        store.commit("r2", {KEY: 7}, Usage(7, 0), 4.0)
+        assert store.down
+        srv.start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                store.replay()
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert store.pending() == 0
+        assert _server_counts(url) == (32, 0)
+        assert sorted(e.id for e in store.events()) == ["r1", "r2"]
+    finally:
+        store.close()
+        srv.stop()
