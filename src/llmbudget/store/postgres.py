@@ -678,9 +678,9 @@ def _events_at_reservation() -> tuple[str, ...]:
 # key order and apply the counting rule in one SELECT (a locked row is its latest version);
 # then insert the reservation, update the counters and build the reply in one statement.
 # llmb_commit: read and lock the reservation, then its counters in key order (one statement),
-# then write the event, mark the reservation and update the counters in one statement. Same locks, same order,
-# same replies as migrations 4/5; the migration-4 llmb_reserve stays (another signature) so a
-# process still running the previous llmbudget keeps working until it restarts.
+# then write the event, mark the reservation and update the counters in one statement. Same
+# locks, same order, same replies as migrations 4/5; the migration-4 llmb_reserve stays (another
+# signature) so a process still running the previous llmbudget keeps working until it restarts.
 _COUNTER_COLS6 = (
     "o_flag integer, o_key text, o_budget text, o_window_id text, o_window_end float8, "
     "o_partition text, o_used bigint, o_reserved bigint, o_granted bigint, o_level integer, "
@@ -1309,38 +1309,48 @@ class PostgresStore(Store):
         values = cast("list[bytes]", params)
         for attempt in range(5):
             try:
-                with self._errors(doing), self._get_pool().connection() as conn:
-                    pg = conn.pgconn
-                    res = pg.exec_prepared(name, values)
-                    if (
-                        res.status == _FATAL
-                        and res.error_field(_SQLSTATE) == b"26000"  # not prepared here yet
-                    ):
-                        done = pg.prepare(name, sql)
-                        if done.status != _COMMAND_OK:
-                            raise psycopg.errors.error_from_result(done, conn.info.encoding)
-                        res = pg.exec_prepared(name, values)
-                    if res.status != _TUPLES_OK:
-                        if pg.status == _BAD:  # the connection was lost (as a cursor says it)
-                            raise psycopg.OperationalError(
-                                res.get_error_message(conn.info.encoding).strip()
-                                or "the connection was lost"
-                            )
-                        e = psycopg.errors.error_from_result(res, conn.info.encoding)
-                        if e.sqlstate in ("LB001", "LB002"):
-                            raise ReservationError(e.diag.message_primary or str(e)) from None
-                        if e.sqlstate == "23505" and e.diag.constraint_name == "reservations_pkey":
-                            raise ReservationError(
-                                f"reservation id {rid!r} is already in use"
-                            ) from None
-                        raise e
-                    return _parse_step_reply(res, conn.info.encoding)
+                with self._errors(doing):
+                    pool = self._get_pool()
+                    # getconn/putconn: the connection's own context (a COMMIT check) is
+                    # not needed for one autocommit statement
+                    conn = pool.getconn()
+                    try:
+                        return self._run_prepared(conn, name, sql, values, rid)
+                    finally:
+                        pool.putconn(conn)
             except StoreUnavailable as e:
                 cause = str(e)
                 if attempt < 4 and ("deadlock detected" in cause or "could not serialize" in cause):
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _run_prepared(
+        conn: psycopg.Connection[Any], name: bytes, sql: bytes, values: list[bytes], rid: str
+    ) -> tuple[int, tuple[CounterState, ...], str | None]:
+        """One run of a prepared step statement on ``conn`` (see :meth:`_prepared_call`)."""
+        pg = conn.pgconn
+        res = pg.exec_prepared(name, values)
+        if (
+            res.status == _FATAL and res.error_field(_SQLSTATE) == b"26000"  # not prepared here yet
+        ):
+            done = pg.prepare(name, sql)
+            if done.status != _COMMAND_OK:
+                raise psycopg.errors.error_from_result(done, conn.info.encoding)
+            res = pg.exec_prepared(name, values)
+        if res.status != _TUPLES_OK:
+            if pg.status == _BAD:  # the connection was lost (as a cursor says it)
+                raise psycopg.OperationalError(
+                    res.get_error_message(conn.info.encoding).strip() or "the connection was lost"
+                )
+            e = psycopg.errors.error_from_result(res, conn.info.encoding)
+            if e.sqlstate in ("LB001", "LB002"):
+                raise ReservationError(e.diag.message_primary or str(e)) from None
+            if e.sqlstate == "23505" and e.diag.constraint_name == "reservations_pkey":
+                raise ReservationError(f"reservation id {rid!r} is already in use") from None
+            raise e
+        return _parse_step_reply(res, conn.info.encoding)
 
     def _sweep_due(self, now: float) -> bool:
         """Whether this reserve also settles expired leases (at most once a second per store:
