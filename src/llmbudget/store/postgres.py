@@ -3,8 +3,10 @@
 Every atomic step is one transaction on a pooled connection (psycopg 3 + psycopg_pool): one
 call of a PL/pgSQL function (``llmb_reserve``, ``llmb_commit``, …; created by migration 2,
 re-created with pools and gates by migration 4; ``llmb_commit`` and ``llmb_sweep`` date a
-reservation's event at its creation since migration 5) in autocommit, so one round trip per
-step.
+reservation's event at its creation since migration 5; ``llmb_reserve`` and ``llmb_commit``
+re-written in fewer statements by migration 6) in autocommit, so one round trip per step.
+The two steps of every governed call (reserve, commit) run as statements prepared once per
+connection, called through libpq directly (see :meth:`PostgresStore._prepared_call`).
 Inside it, counter rows are created if missing (``INSERT … ON CONFLICT DO NOTHING``, in key
 order) and locked with ``SELECT … ORDER BY key FOR UPDATE`` before the counting rule
 (:func:`~llmbudget.core.ledger.fits`) is applied, so two steps touching the same counters
