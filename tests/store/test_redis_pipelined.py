@@ -284,3 +284,52 @@ def test_a_commit_queued_before_an_outage_lands_once_under_fail_open(tmp_path: P
     finally:
         store.close()
         srv.stop()
+
+
+def test_a_lost_library_and_a_failing_step_behind_the_commit_lose_nothing(url: str) -> None:
+    """The library vanished under a queued commit and the step written behind it fails on
+    its own (an unknown id): the commit is still written again and the connection stays in
+    step (no reply read for the wrong command)."""
+    from llmbudget.store.redis import _LIBRARY
+
+    store = RedisStore(url + "&socket_timeout=5")
+    r = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
+    try:
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        r.function_delete(_LIBRARY.split("\n", 1)[0].removeprefix("#!lua name="))
+        store.commit("r1", {KEY: 25}, Usage(10, 15), 2.0)
+        with pytest.raises(ReservationError, match="unknown id"):
+            store.release("no-such-rid", 3.0)
+        started = time.monotonic()
+        (c,) = store.counters([KEY])
+        assert time.monotonic() - started < 2
+        assert (c.used, c.reserved) == (25, 0)
+        assert store.reservation_state("r1") == "committed"
+    finally:
+        store.close()
+        r.close()
+
+
+def test_a_commit_refused_for_now_is_written_again_later(tmp_path: Path) -> None:
+    """Redis out of memory (noeviction) refuses the queued commit: it is kept, the steps in
+    between fail as in wait mode, and it lands once the server takes writes again."""
+    srv = RedisServer(tmp_path)
+    srv.start()
+    url = srv.url + "?clock=caller&commit=pipelined"
+    store = RedisStore(url)
+    admin = redis.Redis.from_url(srv.url)
+    try:
+        assert store.reserve("r1", _charges(), META, 1e10, 1.0).ok
+        admin.config_set("maxmemory", "1")
+        store.commit("r1", {KEY: 25}, Usage(10, 15), 2.0)
+        with pytest.raises(StoreUnavailable, match="maxmemory"):
+            store.reserve("r2", _charges(), META, 1e10, 3.0)
+        assert getattr(store._lanes.peek(), "_llmbudget_pending", None) is not None
+        admin.config_set("maxmemory", "0")
+        (c,) = store.counters([KEY])
+        assert (c.used, c.reserved) == (25, 0)
+        assert getattr(store._lanes.peek(), "_llmbudget_pending", None) is None
+    finally:
+        store.close()
+        admin.close()
+        srv.stop()

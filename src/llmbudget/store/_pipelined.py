@@ -41,6 +41,7 @@ class Held:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_rid: dict[str, _Entry] = {}
+        self._prune_at = 1024
 
     def __len__(self) -> int:
         return len(self._by_rid)
@@ -51,14 +52,22 @@ class Held:
         lease_until: float,
         charges: Sequence[Charge],
         after: Sequence[CounterState],
+        now: float,
     ) -> None:
-        """A granted reserve (``after``: the charged counters after it, in charge order)."""
+        """A granted reserve (``after``: the charged counters after it, in charge order).
+        Reservations whose lease ended before ``now`` are forgotten from time to time (never
+        settled through this object: abandoned, or settled by another process)."""
         held: dict[str, int] = {}
         for c in charges:
             held[c.key] = held.get(c.key, 0) + int(c.amount)
         entry = _Entry(lease_until, {c.key: c for c in after}, held)
         with self._lock:
             self._by_rid[rid] = entry
+            if len(self._by_rid) >= self._prune_at:
+                ended = [r for r, e in self._by_rid.items() if e.lease_until < now]
+                for r in ended:
+                    del self._by_rid[r]
+                self._prune_at = max(1024, 2 * len(self._by_rid))
 
     def extended(
         self,

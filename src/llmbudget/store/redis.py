@@ -251,8 +251,9 @@ def _charges_json(charges: Sequence[Charge]) -> str:
             head = json.dumps(whole[:2])[:-1] + ", "  # '["key", "budget", '
             tail = ", " + json.dumps(whole[3:])[1:]  # ', "cap", ..., []]'
             parts = (head, tail)
-            if len(_CHARGE_PARTS) < _MAX_CACHED:
-                _CHARGE_PARTS[k] = parts
+            if len(_CHARGE_PARTS) >= _MAX_CACHED:  # old windows' counters: start again
+                _CHARGE_PARTS.clear()
+            _CHARGE_PARTS[k] = parts
         out.append(f'{parts[0]}"{int(c.amount)}"{parts[1]}')
     return "[" + ", ".join(out) + "]"
 
@@ -266,8 +267,9 @@ def _labels_json(labels: Mapping[str, str] | tuple[tuple[str, str], ...]) -> str
     got = _LABELS.get(key)
     if got is None:
         got = json.dumps(dict(key), sort_keys=True)
-        if len(_LABELS) < _MAX_CACHED:
-            _LABELS[key] = got
+        if len(_LABELS) >= _MAX_CACHED:
+            _LABELS.clear()
+        _LABELS[key] = got
     return got
 
 
@@ -281,8 +283,9 @@ def _actual_json(actual: Mapping[str, int]) -> str:
         kj = _KEYS.get(k)
         if kj is None:
             kj = json.dumps(k)
-            if len(_KEYS) < _MAX_CACHED:
-                _KEYS[k] = kj
+            if len(_KEYS) >= _MAX_CACHED:
+                _KEYS.clear()
+            _KEYS[k] = kj
         parts.append(f'{kj}: "{int(v)}"')
     return "{" + ", ".join(parts) + "}"
 
@@ -660,8 +663,10 @@ def _step(conn: Any, functions: bool, name: str, keys: list[str], argv: list[str
     and its reply is read first."""
     cmd = _step_command(functions, name, keys, argv)
     pending: _Pending | None = getattr(conn, _PENDING, None)
-    if pending is not None and pending.sock is not conn._sock:
-        _drain(conn)  # the connection was lost since: write the commit again, then go on
+    if pending is not None and (pending.sock is None or pending.sock is not conn._sock):
+        # not written on this connection (refused for now, or the connection was lost
+        # since): write it again first, then go on
+        _drain(conn)
         pending = None
     if pending is None:
         conn.send_packed_command(_pack(conn, cmd))
@@ -676,10 +681,21 @@ def _step(conn: Any, functions: bool, name: str, keys: list[str], argv: list[str
         _drain(conn)
         conn.send_packed_command(_pack(conn, cmd))
         return _answer(conn, functions, name, cmd)
-    load = _read_commit(conn, pending)
-    out = _answer(conn, functions, name, cmd)  # reloads the code too, if it was lost
-    if load is not None:
-        _resend_commit(conn, pending)
+    try:
+        _read_commit(conn, pending)
+        out = _answer(conn, functions, name, cmd)  # reloads the code too, if it was lost
+    except rex.ResponseError:
+        raise  # this step's own refusal: the connection is in step
+    except BaseException:
+        # lost, timed out or interrupted between two replies: whatever is unread must not
+        # be read as the next step's reply. The commit, if still pending, is written again.
+        conn.disconnect()
+        raise
+    if getattr(conn, _PENDING, None) is not None:  # refused for now: try once more now
+        try:
+            _resend_commit(conn, pending)
+        except (rex.RedisError, OSError) as e:  # still pending: the next step tries again
+            log.warning("pipelined commit of reservation %s still pending: %s", pending.rid, e)
     return out
 
 
@@ -741,17 +757,15 @@ def _send_commit(conn: Any, functions: bool, rid: str, keys: list[str], argv: li
         raise rex.ConnectionError(f"writing to Redis: {e}") from None
 
 
-def _read_commit(conn: Any, p: _Pending) -> tuple[Any, ...] | None:
-    """Read a pending commit's reply. When the server had lost the step code, return what
-    loads it (the commit is still pending: write it again once loaded). A commit the server
-    refused is logged, not raised: a step written behind it has run and must answer. A lost
-    connection raises, the commit still pending."""
-    try:
-        conn.read_response()
-    except rex.ResponseError as e:
-        load = _load_command(p.functions, "commit", e)
-        if load is not None:
-            return load
+# a refusal that writing the commit again cannot change (the rest, e.g. out of memory, a
+# replica that is read-only or loading, an ACL, lost step code, may pass on a later try)
+_FINAL = ("LLMB_RESERVATION", "LLMB_EVICTED", "LLMB_INUSE")
+
+
+def _refused(conn: Any, p: _Pending, e: rex.ResponseError) -> bool:
+    """A pending commit's refusal: a final one is logged and the commit dropped (True);
+    otherwise the commit stays pending, as not written, for the next step to write again."""
+    if any(f in str(e) for f in _FINAL):
         setattr(conn, _PENDING, None)
         log.error(
             "Redis refused the pipelined commit of reservation %s: %s; its usage is not in "
@@ -759,32 +773,57 @@ def _read_commit(conn: Any, p: _Pending) -> tuple[Any, ...] | None:
             p.rid,
             e,
         )
-        return None
+        return True
+    setattr(conn, _PENDING, _Pending(p.rid, p.cmd, p.functions, None, False))
+    return False
+
+
+def _read_commit(conn: Any, p: _Pending) -> None:
+    """Read a pending commit's reply, with a step already written behind it. A refusal is
+    not raised (the step behind it has run and must answer): see :func:`_refused`. A lost
+    connection raises, the commit still pending."""
+    try:
+        conn.read_response()
+    except rex.ResponseError as e:
+        _refused(conn, p, e)
+        return
     except (rex.ConnectionError, rex.TimeoutError, OSError):
         conn.disconnect()
         raise
     setattr(conn, _PENDING, None)
-    return None
 
 
 def _resend_commit(conn: Any, p: _Pending) -> None:
-    """Write a pending commit again and read its reply (loading the step code first if the
-    server lost it)."""
-    conn.send_packed_command(_pack(conn, p.cmd))
-    again = _Pending(p.rid, p.cmd, p.functions, conn._sock, False)
-    setattr(conn, _PENDING, again)
-    load = _read_commit(conn, again)
-    if load is not None:
-        conn.send_packed_command(_pack(conn, load))
-        conn.read_response()
+    """Write a pending commit again, nothing behind it, and read its reply (loading the step
+    code first if the server lost it). Raises when that fails, the commit still pending."""
+    unsent = _Pending(p.rid, p.cmd, p.functions, None, False)
+    setattr(conn, _PENDING, unsent)
+    for attempt in (1, 2):
         conn.send_packed_command(_pack(conn, p.cmd))
-        _read_commit(conn, again)
+        try:
+            conn.read_response()
+        except rex.ResponseError as e:
+            load = _load_command(p.functions, "commit", e)
+            if load is not None and attempt == 1:
+                conn.send_packed_command(_pack(conn, load))
+                conn.read_response()
+                continue
+            if _refused(conn, unsent, e):
+                return
+            raise rex.ResponseError(
+                f"{e} (writing again the pipelined commit of reservation {p.rid})"
+            ) from None
+        except (rex.ConnectionError, rex.TimeoutError, OSError):
+            conn.disconnect()
+            raise
+        setattr(conn, _PENDING, None)
+        return
 
 
 def _drain(conn: Any) -> None:
     """Settle the commit pending on ``conn``, if any: push it out and read its reply, or
-    write it again if the connection was lost since (raises if that fails too; the commit
-    stays pending for the next step)."""
+    write it again if it was refused for now or the connection was lost since (raises if
+    that fails too; the commit stays pending for the next step)."""
     p: _Pending | None = getattr(conn, _PENDING, None)
     if p is None:
         return
@@ -792,10 +831,18 @@ def _drain(conn: Any) -> None:
         try:
             if p.corked:
                 p.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # pushes it out
-            if _read_commit(conn, p) is None:
+            conn.read_response()
+        except rex.ResponseError as e:
+            if _refused(conn, p, e):
                 return
         except (rex.ConnectionError, rex.TimeoutError, OSError):
             conn.disconnect()
+        except BaseException:
+            conn.disconnect()
+            raise
+        else:
+            setattr(conn, _PENDING, None)
+            return
     _resend_commit(conn, p)
 
 
@@ -885,7 +932,7 @@ class RedisStore(Store):
         )
         out = _reserve_outcome(raw, charges)
         if self._held is not None and out.ok:
-            self._held.reserved(rid, lease_until, charges, out.counters)
+            self._held.reserved(rid, lease_until, charges, out.counters, now)
         return out
 
     def extend(
