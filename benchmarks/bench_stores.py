@@ -28,7 +28,9 @@ PostgreSQL backends included), divided by the calls; "CPU ceiling" is the machin
 divided by their sum, the most calls per second any number of processes could make here at
 that cost, since clients and server share the same cores. The machine is shared and
 noisy, so every variant runs once per round, the order rotated each round, and each figure
-is the median over the rounds; ratios are taken within a round, then their median.
+is the median over the rounds; ratios are taken within a round, then their median. Every
+measurement runs on a fresh ledger (a new prefix / schema), so none inherits the dead row
+versions or keys of another (the dev server runs without autovacuum).
 
     .venv/bin/python benchmarks/bench_stores.py                       # 5 rounds, table
     .venv/bin/python benchmarks/bench_stores.py --rounds 7 --calls 3000 --procs 8
@@ -357,7 +359,6 @@ def main() -> None:
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     kinds = a.stores.split(",")
-    urls = {k: _setup(k, tmp) for k in kinds}
 
     def floors(k: str) -> list[str]:
         return list(FLOORS[_server(k)]) if VARIANT_KINDS.get(k, ("", {}, True))[2] else []
@@ -376,23 +377,24 @@ def main() -> None:
     ccpu: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
     scpu: dict[tuple[str, str, int], list[float]] = {v: [] for v in variants}
     load = [os.getloadavg()[0]]
-    try:
-        for rnd in range(a.rounds):
-            order = variants[rnd % len(variants) :] + variants[: rnd % len(variants)]
-            for v in order:
-                kind, what, procs = v
-                n = a.calls if procs == 1 else max(200, a.calls // 2)
-                r, lat, c_cpu, s_cpu = _measure(kind, what, urls[kind], n, procs)
-                rate[v].append(r)
-                ccpu[v].append(c_cpu * 1e6)
-                scpu[v].append(s_cpu * 1e6)
-                p50[v].append(_pct(lat, 50))
-                p99[v].append(_pct(lat, 99))
-            load.append(os.getloadavg()[0])
-            print(f"# round {rnd + 1}/{a.rounds} done", file=sys.stderr)
-    finally:
-        for k, url in urls.items():
-            drop(_server(k), url)
+    for rnd in range(a.rounds):
+        order = variants[rnd % len(variants) :] + variants[: rnd % len(variants)]
+        for v in order:
+            kind, what, procs = v
+            n = a.calls if procs == 1 else max(200, a.calls // 2)
+            # a fresh ledger for every measurement: none inherits another's dead rows or keys
+            url = _setup(kind, tmp)
+            try:
+                r, lat, c_cpu, s_cpu = _measure(kind, what, url, n, procs)
+            finally:
+                drop(_server(kind), url)
+            rate[v].append(r)
+            ccpu[v].append(c_cpu * 1e6)
+            scpu[v].append(s_cpu * 1e6)
+            p50[v].append(_pct(lat, 50))
+            p99[v].append(_pct(lat, 99))
+        load.append(os.getloadavg()[0])
+        print(f"# round {rnd + 1}/{a.rounds} done", file=sys.stderr)
 
     def med(xs: list[float]) -> float:
         return statistics.median(xs)
