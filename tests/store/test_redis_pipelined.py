@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -333,3 +335,22 @@ def test_a_commit_refused_for_now_is_written_again_later(tmp_path: Path) -> None
         store.close()
         admin.close()
         srv.stop()
+
+
+def _commit_and_exit(url: str) -> None:  # runs in a child process
+    store = RedisStore(url)
+    assert store.reserve("child", _charges(), META, 1e10, 1.0).ok
+    store.commit("child", {KEY: 17}, Usage(17, 0), 2.0)  # queued, never read
+    os._exit(0)  # no close(), no flush: the kernel sends what the socket holds
+
+
+def test_a_process_that_exits_without_close_still_lands_its_commit(url: str) -> None:
+    ctx = multiprocessing.get_context("fork")
+    p = ctx.Process(target=_commit_and_exit, args=(url,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0
+    deadline = time.monotonic() + 5
+    while _server_counts(url) != (17, 0):
+        assert time.monotonic() < deadline, f"counts are {_server_counts(url)}"
+        time.sleep(0.02)
