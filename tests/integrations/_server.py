@@ -1,7 +1,7 @@
 """A local stand-in for the providers: an HTTP/1.1 server on 127.0.0.1 that speaks the
-OpenAI (chat completions, responses), Anthropic (messages) and Groq wire formats, JSON and
-SSE, with usage blocks. Test infrastructure only; each test tells it what to do through a
-:class:`Scenario`.
+OpenAI (chat completions, responses, embeddings), Anthropic (messages) and Groq wire
+formats, JSON and SSE, with usage blocks. Test infrastructure only; each test tells it what
+to do through a :class:`Scenario`.
 """
 
 from __future__ import annotations
@@ -141,6 +141,8 @@ class Handler(BaseHTTPRequestHandler):
             if path.endswith("/responses")
             else "messages"
             if path.endswith("/messages")
+            else "embeddings"
+            if path.endswith("/embeddings")
             else ""
         )
         if not kind:
@@ -210,6 +212,27 @@ class Handler(BaseHTTPRequestHandler):
         if opts.get("include_usage") and not sc.omit_usage and not sc.groq_usage:
             self._event({**ck, "choices": [], "usage": self._openai_usage(sc)})
         self._end_sse()
+
+    # -- OpenAI embeddings -----------------------------------------------------------------
+    def _embeddings(self, body: dict[str, Any], sc: Scenario) -> None:
+        """One vector per input (a string or a token-id list is one input); base64 when
+        asked (the SDK asks unless the caller chose a format), else floats."""
+        import base64
+        import struct
+
+        inp = body.get("input")
+        n = len(inp) if isinstance(inp, list) and inp and not isinstance(inp[0], int) else 1
+        vec = [0.25, -0.5, 0.125]
+        data = []
+        for i in range(n):
+            emb: Any = vec
+            if body.get("encoding_format") == "base64":
+                emb = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        out: dict[str, Any] = {"object": "list", "data": data, "model": body.get("model", "m")}
+        if not sc.omit_usage:
+            out["usage"] = {"prompt_tokens": sc.prompt_tokens, "total_tokens": sc.prompt_tokens}
+        self._json(200, out)
 
     # -- OpenAI responses ------------------------------------------------------------------
     def _responses(self, body: dict[str, Any], sc: Scenario) -> None:

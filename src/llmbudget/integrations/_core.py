@@ -81,12 +81,7 @@ def make_plan(
     from ..tokens import counter_for
 
     gov = settings.gov
-    model = kwargs.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidUsage(f"{provider} {operation}: model= is required (a non-empty string)")
-    extra = kwargs.pop(LABELS_KWARG, None) or {}
-    if not isinstance(extra, Mapping):
-        raise InvalidUsage(f"{LABELS_KWARG} must be a mapping of label -> value")
+    model, labels = plan_labels(settings, kwargs, provider=provider, operation=operation)
     counter = counter_for(model)
     prompt = counter.count_chat(list(messages), list(tools) if tools else None).tokens
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
@@ -95,6 +90,20 @@ def make_plan(
         completion = gov.completion_estimate(model, operation)
     if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
         completion *= choices  # n choices: each may use the ceiling
+    return Plan(model, labels, prompt, completion, counter, stream=bool(kwargs.get("stream")))
+
+
+def plan_labels(
+    settings: Settings, kwargs: dict[str, Any], *, provider: str, operation: str
+) -> tuple[str, dict[str, str]]:
+    """The call's model and the labels it is reserved under (wrap labels, the per-call
+    ``llmbudget_labels`` popped from ``kwargs``, then model/provider/operation)."""
+    model = kwargs.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidUsage(f"{provider} {operation}: model= is required (a non-empty string)")
+    extra = kwargs.pop(LABELS_KWARG, None) or {}
+    if not isinstance(extra, Mapping):
+        raise InvalidUsage(f"{LABELS_KWARG} must be a mapping of label -> value")
     labels = {
         **settings.labels,
         **extra,
@@ -102,7 +111,7 @@ def make_plan(
         "provider": provider,
         "operation": operation,
     }
-    return Plan(model, labels, prompt, completion, counter, stream=bool(kwargs.get("stream")))
+    return model, labels
 
 
 def reserve(settings: Settings, plan: Plan) -> Reservation:

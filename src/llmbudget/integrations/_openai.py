@@ -1,11 +1,12 @@
 """OpenAI (``openai.OpenAI`` / ``AsyncOpenAI`` / Azure): chat completions (``create`` and
-``parse``) and responses (``create`` and ``parse``). Groq's SDK reuses the chat parts.
+``parse``), responses (``create`` and ``parse``) and embeddings (``create``). Groq's SDK
+reuses the chat parts.
 
 Imports nothing from ``openai``: requests and responses are read by attribute/key."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sized
 from typing import Any
 
 from ._calls import Spec, governed
@@ -19,6 +20,7 @@ from ._core import (
     norm_messages,
     norm_tools,
     openai_usage,
+    plan_labels,
     rewrap,
 )
 from ._stream import NOTHING, Piece
@@ -203,10 +205,61 @@ class ResponsesReader:
 RESPONSES = Spec(responses_plan, chat_response_usage, ResponsesReader)
 
 
+# -- embeddings ----------------------------------------------------------------------------
+def _is_token_id(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (not isinstance(v, str) and hasattr(v, "__index__"))
+
+
+def _embedding_input(kwargs: dict[str, Any]) -> list[Any]:
+    """``input`` as a list of items (strings, token ids, or lists of token ids). One-shot
+    iterables (generators) are materialized and put back, so the SDK sends what we counted."""
+    inp = _arg(kwargs, "input")
+    if inp is None:
+        return []
+    if isinstance(inp, str) or not isinstance(inp, Iterable):
+        return [inp]
+    items = list(inp)
+    one_shot = not isinstance(inp, Sized)
+    if any(isinstance(x, Iterable) and not isinstance(x, Sized) for x in items):
+        items = [
+            list(x) if isinstance(x, Iterable) and not isinstance(x, Sized) else x for x in items
+        ]
+        one_shot = True
+    if one_shot:
+        kwargs["input"] = items
+    return items
+
+
+def embeddings_plan(settings: Settings, kwargs: dict[str, Any]) -> Plan:
+    """Prompt: every input string counted with the model's tokenizer, token ids as
+    themselves (one token each); completion: 0. Embeddings are never streamed."""
+    from ..tokens import counter_for
+
+    model, labels = plan_labels(settings, kwargs, provider="openai", operation="embeddings")
+    counter = counter_for(model)
+    prompt = 0
+    for item in _embedding_input(kwargs):
+        if isinstance(item, str):
+            prompt += counter.count_text(item)
+        elif _is_token_id(item):
+            prompt += 1
+        elif isinstance(item, Sized):  # a list of token ids
+            prompt += len(item)
+        else:  # not a shape the API takes; the provider will refuse it
+            prompt += counter.count_text(str(item))
+    return Plan(model, labels, prompt, 0, counter)
+
+
+EMBEDDINGS = Spec(embeddings_plan, chat_response_usage, ChatReader)
+
+
 def routes() -> Routes:
     r: dict[str, Any] = {
         "chat": {"completions": {"create": governed(CHAT), "parse": governed(CHAT)}},
         "responses": {"create": governed(RESPONSES), "parse": governed(RESPONSES)},
+        "embeddings": {"create": governed(EMBEDDINGS)},
     }
     r["with_options"] = rewrap(r)
     r["copy"] = rewrap(r)

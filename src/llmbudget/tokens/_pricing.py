@@ -85,6 +85,7 @@ PRICES: dict[str, Price] = {
     "gpt-3.5-turbo": _p(0.50, 1.50, None, "openai"),
     "text-embedding-3-small": _p(0.02, 0.0, None, "openai"),
     "text-embedding-3-large": _p(0.13, 0.0, None, "openai"),
+    "text-embedding-ada-002": _p(0.10, 0.0, None, "openai"),
     # Anthropic (cached_input = cache read)
     "claude-opus-4-5": _p(5.00, 25.00, 0.50, "anthropic"),
     "claude-opus-4-1": _p(15.00, 75.00, 1.50, "anthropic"),
