@@ -4,6 +4,9 @@ literal, and a ledger brought forward from version 5 with a reservation still op
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from ._servers import drop, fresh_url, need
 pytestmark = pytest.mark.postgres
 
 META = ReservationMeta((("model", "m"),), 10, 20)
+T = 1_700_000_000.0
 # keys a text[] literal must quote or escape (and one that only looks like NULL)
 ODD_KEYS = ['q"uote', "back\\slash", "com,ma", "{brace}", "sp ace", "NULL", "", "ü|x", '\\"']
 
@@ -121,3 +125,75 @@ def test_postgres_migration_6_from_version_5(url: str) -> None:
             assert [e.id for e in s.events()] == ["old"]
         finally:
             s.close()
+
+
+def test_postgres_keys_keep_their_name_whatever_the_client_encoding(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prepared steps send UTF-8: a LATIN1 client encoding (PGCLIENTENCODING, a role or
+    database setting) must not store a non-ASCII key under another name."""
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    store = PostgresStore(url)
+    try:
+        key = "café|run"
+        assert store.reserve("r0", [ch(key, 95, 100)], META, T + 600, T).ok
+        store.commit("r0", {key: 95}, Usage(95, 0), T + 1)
+        out = store.reserve("r1", [ch(key, 95, 100)], META, T + 600, T + 2)
+        assert not out.ok and out.refused == key
+        assert [(c.key, c.used, c.reserved) for c in store.counters()] == [(key, 95, 0)]
+    finally:
+        store.close()
+
+
+def test_postgres_refuses_nul_in_ids_and_keys(url: str) -> None:
+    from llmbudget import InvalidUsage
+
+    store = PostgresStore(url)
+    try:
+        with pytest.raises(InvalidUsage, match="U\\+0000"):
+            store.reserve("job\x00A", [ch("k", 1)], META, T + 600, T)
+        with pytest.raises(InvalidUsage, match="U\\+0000"):
+            store.reserve("job", [ch("k\x00", 1)], META, T + 600, T)
+        with pytest.raises(InvalidUsage, match="U\\+0000"):
+            store.commit("job\x00A", {"k": 1}, Usage(1, 0), T)
+        assert store.counters() == []
+    finally:
+        store.close()
+
+
+def _reserve_blocked(url: str, ready: object) -> None:  # a child process
+    store = PostgresStore(url)
+    ready.set()  # type: ignore[attr-defined]
+    try:
+        store.reserve("blocked", [ch("locked", 5)], META, T + 600, T)
+    except KeyboardInterrupt:
+        os._exit(3)
+    os._exit(0)
+
+
+def test_postgres_ctrl_c_cancels_a_reserve_waiting_on_a_lock(url: str) -> None:
+    """A reserve queued behind a row lock, interrupted: it is cancelled on the server, not
+    applied behind the caller's back once the lock goes."""
+    store = PostgresStore(url)
+    assert store.reserve("first", [ch("locked", 1)], META, T + 600, T).ok
+    driver_url, schema = _options(url)[:2]
+    locker = psycopg.connect(driver_url)
+    try:
+        locker.execute(f"SELECT * FROM {schema}.counters WHERE key = 'locked' FOR UPDATE")
+        ctx = multiprocessing.get_context("fork")
+        ready = ctx.Event()
+        p = ctx.Process(target=_reserve_blocked, args=(url, ready))
+        p.start()
+        assert ready.wait(10)
+        time.sleep(0.5)  # the child's reserve now waits for the row lock
+        assert p.is_alive()
+        os.kill(p.pid, signal.SIGINT)
+        p.join(5)
+        assert p.exitcode == 3, "the interrupted reserve did not return while the lock was held"
+    finally:
+        locker.rollback()
+        locker.close()
+    (c,) = store.counters(["locked"])
+    assert c.reserved == 1  # only "first": the cancelled reserve left nothing
+    assert store.reservation_state("blocked") is None
+    store.close()

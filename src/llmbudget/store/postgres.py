@@ -31,9 +31,11 @@ advisory lock; a ledger written by a newer llmbudget is refused (:class:`SchemaE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import select
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -1107,6 +1109,37 @@ def _parse_step_reply(
     )
 
 
+def _no_nul(rid: str, keys: Iterable[str]) -> None:
+    """PostgreSQL text cannot hold U+0000 (libpq would cut a parameter there): refuse it."""
+    if "\x00" in rid or any("\x00" in k for k in keys):
+        raise InvalidUsage(
+            f"reservation id {rid!r} or one of its counter keys contains U+0000, which "
+            "PostgreSQL text cannot store"
+        )
+
+
+def _exec_prepared(pg: Any, name: bytes, values: list[bytes]) -> Any:
+    """``PQexecPrepared``, waited for in Python (``select``) rather than inside libpq, so a
+    signal (Ctrl-C) can interrupt the wait: the statement is then cancelled on the server and
+    its result drained, and the connection goes back to the pool clean."""
+    pg.send_query_prepared(name, values)
+    try:
+        pg.consume_input()
+        while pg.is_busy():
+            select.select([pg.socket], [], [])
+            pg.consume_input()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            pg.get_cancel().cancel()
+            while pg.get_result() is not None:
+                pass
+        raise
+    res = pg.get_result()
+    while (more := pg.get_result()) is not None:  # one statement: normally none
+        res = more
+    return res
+
+
 class PostgresStore(Store):
     """The PostgreSQL ledger at ``url`` (see the module docstring for the URL options).
 
@@ -1132,7 +1165,9 @@ class PostgresStore(Store):
         # a direct first connection, for a precise error (the pool only says "timeout")
         with self._errors("connect"):
             try:
-                conn = psycopg.connect(self._driver_url, connect_timeout=5, autocommit=True)
+                conn = psycopg.connect(
+                    self._driver_url, connect_timeout=5, autocommit=True, client_encoding="UTF8"
+                )
             except psycopg.ProgrammingError as e:
                 raise ConfigError(f"ledger URL {self.url!r}: {e}") from None
             with conn:
@@ -1156,6 +1191,9 @@ class PostgresStore(Store):
                     kwargs={
                         "options": self._libpq_options(),
                         "connect_timeout": 5,
+                        # the prepared steps send their parameters as UTF-8 bytes: whatever
+                        # PGCLIENTENCODING, the role or the database say, talk UTF-8
+                        "client_encoding": "UTF8",
                         # one statement per step: its own transaction (multi-statement
                         # steps open one explicitly)
                         "autocommit": True,
@@ -1176,6 +1214,12 @@ class PostgresStore(Store):
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
+        except psycopg_pool.PoolTimeout:  # an OperationalError: first
+            raise StoreUnavailable(
+                f"no connection to PostgreSQL at {self.url} within {self.pool_timeout:g}s to "
+                f"{doing}; check "
+                "that the server runs, or raise ?pool_max= if all connections are busy"
+            ) from None
         except psycopg.OperationalError as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if "password authentication failed" in msg or (
@@ -1195,12 +1239,6 @@ class PostgresStore(Store):
                 f"cannot reach PostgreSQL at {self.url} to {doing} ({msg}); check that the "
                 "server runs and the URL's host/port are right, or use a failover store "
                 "(on_store_failure='fail_open')"
-            ) from None
-        except psycopg_pool.PoolTimeout:
-            raise StoreUnavailable(
-                f"no connection to PostgreSQL at {self.url} within {self.pool_timeout:g}s to "
-                f"{doing}; check "
-                "that the server runs, or raise ?pool_max= if all connections are busy"
             ) from None
         except psycopg.errors.InsufficientPrivilege as e:
             raise StoreUnavailable(
@@ -1304,8 +1342,8 @@ class PostgresStore(Store):
         at the libpq level: the statement ``stmt`` (name, SQL) prepared once per connection,
         run with text parameters already encoded, its rows read without a cursor (about half
         the client time of a step). Same transaction (one autocommit statement), same errors,
-        same retry of a broken deadlock. Unlike a cursor, a blocking libpq call: a signal
-        (Ctrl-C) is handled when the step returns."""
+        same retry of a broken deadlock. A step interrupted while it waits (Ctrl-C on a
+        reserve queued behind a row lock) is cancelled on the server, as a cursor's is."""
         name, sql = stmt
         # (libpq takes None as NULL; exec_prepared's stub only says bytes)
         values = cast("list[bytes]", params)
@@ -1333,14 +1371,14 @@ class PostgresStore(Store):
     ) -> tuple[int, tuple[CounterState, ...], str | None]:
         """One run of a prepared step statement on ``conn`` (see :meth:`_prepared_call`)."""
         pg = conn.pgconn
-        res = pg.exec_prepared(name, values)
+        res = _exec_prepared(pg, name, values)
         if (
             res.status == _FATAL and res.error_field(_SQLSTATE) == b"26000"  # not prepared here yet
         ):
             done = pg.prepare(name, sql)
             if done.status != _COMMAND_OK:
                 raise psycopg.errors.error_from_result(done, conn.info.encoding)
-            res = pg.exec_prepared(name, values)
+            res = _exec_prepared(pg, name, values)
         if res.status != _TUPLES_OK:
             if pg.status == _BAD:  # the connection was lost (as a cursor says it)
                 raise psycopg.OperationalError(
@@ -1372,6 +1410,7 @@ class PostgresStore(Store):
         now: float,
     ) -> ReserveOutcome:
         keys = [c.key for c in charges]
+        _no_nul(rid, keys)
         # the slow path (llmb_try): a key charged twice, or a charge with pool donors
         slow = len(set(keys)) < len(keys) or any(c.borrow for c in charges)
         flag, counters, extra = self._prepared_call(
@@ -1414,6 +1453,7 @@ class PostgresStore(Store):
     def commit(
         self, rid: str, actual: Mapping[str, int], usage: Usage, now: float
     ) -> CommitOutcome:
+        _no_nul(rid, actual)
         flag, counters, _ = self._prepared_call(
             "commit usage",
             _COMMIT6,
