@@ -454,3 +454,15 @@ def test_a_grant_creates_the_counter_of_its_window(store: Store) -> None:
     )
     assert [x.key for x in store.counters(active_at=T)] == ["W|run=r1|day:x"]
     assert store.counters(active_at=end) == []  # it ends with its window
+
+
+def test_a_counter_charged_twice_holds_both_amounts(store: Store) -> None:
+    """Two charges on one counter in one reserve: the reservation holds their sum, and a
+    commit or a release frees all of it (nothing left reserved forever)."""
+    assert store.reserve("twice", [ch("K", 10, 100), ch("K", 5, 100)], META, T + 600, T).ok
+    assert totals(store, "K")[:2] == (0, 15)
+    store.commit("twice", {"K": 12}, Usage(12, 0), T + 1)
+    assert totals(store, "K")[:2] == (12, 0)
+    assert store.reserve("again", [ch("K", 7, 100), ch("K", 3, 100)], META, T + 600, T + 2).ok
+    store.release("again", T + 3)
+    assert totals(store, "K")[:2] == (12, 0)

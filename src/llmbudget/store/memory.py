@@ -129,7 +129,10 @@ class MemoryStore(Store):
             self._sweep(now)
             out = self._try(charges)
             if out.ok:
-                r = _Reservation({c.key: c.amount for c in charges}, meta, lease_until, now)
+                held: dict[str, int] = {}
+                for c in charges:  # a counter charged twice holds both amounts
+                    held[c.key] = held.get(c.key, 0) + c.amount
+                r = _Reservation(held, meta, lease_until, now)
                 self._res[rid] = self._active[rid] = r
                 self._next_expiry = min(self._next_expiry, lease_until)
             return out

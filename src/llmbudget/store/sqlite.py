@@ -113,6 +113,14 @@ def _counter(row: Any) -> CounterState:
     )
 
 
+def _held(charges: Sequence[Charge]) -> dict[str, int]:
+    """What a reservation holds per counter (a counter charged twice holds both amounts)."""
+    held: dict[str, int] = {}
+    for c in charges:
+        held[c.key] = held.get(c.key, 0) + c.amount
+    return held
+
+
 class SQLiteStore(Store):
     """The SQLite ledger at ``path`` (created with its parent folder if missing).
 
@@ -364,7 +372,7 @@ class SQLiteStore(Store):
                         "est_completion, lease_until, created) VALUES (?,'active',?,?,?,?,?,?)",
                         (
                             rid,
-                            json.dumps({ch.key: ch.amount for ch in charges}),
+                            json.dumps(_held(charges)),
                             json.dumps(dict(meta.labels)),
                             meta.prompt_tokens,
                             meta.completion_tokens,
