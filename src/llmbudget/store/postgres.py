@@ -1123,11 +1123,13 @@ def _exec_prepared(pg: Any, name: bytes, values: list[bytes]) -> Any:
     signal (Ctrl-C) can interrupt the wait: the statement is then cancelled on the server and
     its result drained, and the connection goes back to the pool clean."""
     pg.send_query_prepared(name, values)
+    fd = pg.socket
     try:
-        pg.consume_input()
-        while pg.is_busy():
-            select.select([pg.socket], [], [])
+        while True:  # the reply cannot be there yet: wait first, then read
+            select.select((fd,), (), ())
             pg.consume_input()
+            if not pg.is_busy():
+                break
     except BaseException:
         with contextlib.suppress(Exception):
             pg.get_cancel().cancel()
