@@ -40,6 +40,7 @@ from .core.decide import (
     Amounts,
     BudgetCheck,
     Decision,
+    DeferredDecision,
     Planner,
     Target,
     charges,
@@ -62,6 +63,8 @@ EventSink = Callable[[AuditEvent], None]
 
 def check_tokens(name: str, value: object) -> int:
     """``value`` as a token count, or :class:`InvalidUsage` naming ``name``."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL:  # the usual case
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidUsage(f"{name} must be a whole number of tokens, got {value!r}")
     if isinstance(value, float):
@@ -595,9 +598,13 @@ class Governor:
         self, tgts: Sequence[Target], counters: Sequence[Any], labels: Mapping[str, str], now: float
     ) -> Decision:
         by_key = {c.key: c for c in counters}
-        decision = evaluate(
-            self.policy, tgts, [0] * len(tgts), [by_key.get(t.key) for t in tgts], applied=True
-        )
+        states = [by_key.get(t.key) for t in tgts]
+        if quiet(tgts, states):  # nothing to announce: work the decision out if it is read
+            policy = self.policy
+            return DeferredDecision(
+                lambda: evaluate(policy, tgts, [0] * len(tgts), states, applied=True)
+            )
+        decision = evaluate(self.policy, tgts, [0] * len(tgts), states, applied=True)
         self._announce(decision, labels, now)
         return decision
 

@@ -4,9 +4,10 @@ answer to a :class:`Decision` that says which budget, which level, and why. Pure
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import Any
 from urllib.parse import quote
 
 from .ledger import Charge, CounterState, Donor
@@ -99,6 +100,8 @@ class Target:
     span: WindowSpan
     rule: Rule | None = None
     donors: tuple[Donor, ...] = ()
+    #: the window's end as POSIX seconds (``None``: it never ends, or not computed yet)
+    end: float | None = None
 
 
 def counter_key(budget: Budget, partition: tuple[tuple[str, str], ...], span: WindowSpan) -> str:
@@ -137,6 +140,7 @@ class Planner:
         self._by_labels: dict[tuple[tuple[str, str], ...], list[_Plan]] = {}
         self._spans: dict[Window, WindowSpan] = {}
         self._donor_cache: dict[tuple[str, str], tuple[Donor, ...]] = {}
+        self._ends: dict[str, float] = {}  # window id -> its end, POSIX seconds
         self._max = max_label_sets
 
     def rule(self, name: str) -> Rule | None:
@@ -191,7 +195,12 @@ class Planner:
                 if len(self._donor_cache) >= self._max:
                     self._donor_cache.clear()
                 self._donor_cache[(prefix, sp.id)] = ds
-            out.append(Target(r.budget, prefix + sp.id, part, sp, r, ds))
+            end = self._ends.get(sp.id)
+            if end is None and sp.end is not None:
+                if len(self._ends) >= self._max:
+                    self._ends.clear()
+                end = self._ends[sp.id] = sp.end.timestamp()
+            out.append(Target(r.budget, prefix + sp.id, part, sp, r, ds, end))
         return out
 
     def _donors(self, r: Rule, part: tuple[tuple[str, str], ...]) -> tuple[tuple[Rule, str], ...]:
@@ -217,7 +226,7 @@ def charges(
     for t in tgts:
         rule = t.rule or Rule.of(policy, t.budget)
         cap = rule.cap if enforce else None
-        end = t.span.end.timestamp() if t.span.end else None
+        end = t.end if t.end is not None else (t.span.end.timestamp() if t.span.end else None)
         out.append(
             Charge(
                 t.key,
@@ -303,6 +312,49 @@ class Decision:
     def announcements(self) -> tuple[BudgetCheck, ...]:
         """Checks whose level is reached for the first time in their window."""
         return tuple(c for c in self.checks if c.announce)
+
+
+class DeferredDecision(Decision):
+    """A :class:`Decision` worked out on first use. The hot path's commit returns one when no
+    budget has a level left to announce (so nothing is due now), and most callers never read
+    it; reading any field works it out once. Compares equal to the same plain Decision."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Decision]) -> None:
+        self._make: Callable[[], Decision] | None = make
+
+    def __getattr__(self, name: str) -> Any:
+        # reached only for a field not set yet (an empty slot)
+        if name not in _FIELDS:
+            raise AttributeError(name)
+        make = self._make
+        if make is None:  # pragma: no cover - fields are set whenever _make is cleared
+            raise AttributeError(name)
+        d = make()
+        self.allowed, self.action, self.checks, self.reason = (
+            d.allowed,
+            d.action,
+            d.checks,
+            d.reason,
+        )
+        self._make = None
+        return getattr(self, name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return (self.allowed, self.action, self.checks, self.reason) == (
+            other.allowed,
+            other.action,
+            other.checks,
+            other.reason,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # as Decision's
+
+
+_FIELDS = frozenset({"allowed", "action", "checks", "reason"})
 
 
 def level_of(budget: Budget, projected: int, granted: int) -> tuple[int, Level | None]:
