@@ -148,50 +148,38 @@ def _governed(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
     return (lambda n: _timed(n, call)), gov.close
 
 
-def _redis_evalsha_lane(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
-    import redis
+def _redis_lane(what: str) -> Callable[[str, str], tuple[Loop, Callable[[], None]]]:
+    """A bare ``FCALL`` of a function returning 1 (``what="fcall"``) or ``EVALSHA`` of
+    ``return 1`` (``"evalsha"``), written and read straight on a dedicated connection."""
 
-    from llmbudget.store.redis import _Plan
+    def make(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
+        import redis
 
-    client = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
-    conn = client.connection_pool.make_connection()
-    sha = client.script_load("return 1")
-    packed = conn.pack_command("EVALSHA", sha, 0)
+        from llmbudget.store.redis import _Plan
 
-    def call(i: int) -> None:
-        conn.send_packed_command(packed)
-        conn.read_response()
+        client = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
+        conn = client.connection_pool.make_connection()
+        if what == "fcall":
+            client.function_load(
+                "#!lua name=llmb_bench_floor\n"
+                "redis.register_function('llmb_bench_floor', function(keys, args) return 1 end)",
+                replace=True,
+            )
+            packed = conn.pack_command("FCALL", "llmb_bench_floor", 0)
+        else:
+            packed = conn.pack_command("EVALSHA", client.script_load("return 1"), 0)
 
-    def close() -> None:
-        conn.disconnect()
-        client.close()
+        def call(i: int) -> None:
+            conn.send_packed_command(packed)
+            conn.read_response()
 
-    return (lambda n: _timed(n, call)), close
+        def close() -> None:
+            conn.disconnect()
+            client.close()
 
+        return (lambda n: _timed(n, call)), close
 
-def _redis_fcall_lane(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
-    import redis
-
-    from llmbudget.store.redis import _Plan
-
-    client = redis.Redis.from_url(_Plan(url).driver_url, decode_responses=True)
-    client.function_load(
-        "#!lua name=llmb_bench_floor\n"
-        "redis.register_function('llmb_bench_floor', function(keys, args) return 1 end)",
-        replace=True,
-    )
-    conn = client.connection_pool.make_connection()
-    packed = conn.pack_command("FCALL", "llmb_bench_floor", 0)
-
-    def call(i: int) -> None:
-        conn.send_packed_command(packed)
-        conn.read_response()
-
-    def close() -> None:
-        conn.disconnect()
-        client.close()
-
-    return (lambda n: _timed(n, call)), close
+    return make
 
 
 def _redis_client(what: str) -> Callable[[str, str], tuple[Loop, Callable[[], None]]]:
@@ -236,8 +224,8 @@ def _pg_update(url: str, tag: str) -> tuple[Loop, Callable[[], None]]:
 
 FLOORS: dict[str, dict[str, Callable[[str, str], tuple[Loop, Callable[[], None]]]]] = {
     "redis": {
-        "floor: FCALL return 1, dedicated connection": _redis_fcall_lane,
-        "floor: EVALSHA return 1, dedicated connection": _redis_evalsha_lane,
+        "floor: FCALL return 1, dedicated connection": _redis_lane("fcall"),
+        "floor: EVALSHA return 1, dedicated connection": _redis_lane("evalsha"),
         "floor: EVALSHA return 1, redis-py client": _redis_client("evalsha"),
         "floor: INCR, redis-py client": _redis_client("incr"),
     },

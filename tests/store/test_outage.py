@@ -175,6 +175,19 @@ def ch(key: str, amount: int, cap: int | None = 10_000) -> Charge:
     return Charge(key, key, amount, cap)
 
 
+def replay_when_back(store: FailoverStore, within: float = 10.0) -> None:
+    """Replay the journal once the restarted server takes connections again."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            store.replay()
+            return
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _used(store: FailoverStore) -> dict[str, tuple[int, int]]:
     return {c.key: (c.used, c.reserved) for c in store.counters()}
 
@@ -240,15 +253,7 @@ def test_fail_open_journals_and_replays_exactly_once(
     saved = journal.read_text()
 
     server.start()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            store.replay()
-            break
-        except StoreUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    replay_when_back(store)
     assert store.pending() == 0
     after = _used(store)
     assert after["A"] == (expected_a, 0)

@@ -24,7 +24,7 @@ from llmbudget.store import open_store
 from llmbudget.store.redis import AsyncRedisStore, RedisStore, _Plan
 
 from ._servers import drop, fresh_url, need
-from .test_outage import RedisServer
+from .test_outage import RedisServer, replay_when_back
 
 pytestmark = pytest.mark.redis
 
@@ -272,14 +272,7 @@ def test_a_commit_queued_before_an_outage_lands_once_under_fail_open(tmp_path: P
         store.commit("r2", {KEY: 7}, Usage(7, 0), 4.0)
         assert store.down
         srv.start()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                store.replay()
-                break
-            except StoreUnavailable:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        replay_when_back(store)
         assert store.pending() == 0
         assert _server_counts(url) == (32, 0)
         assert sorted(e.id for e in store.events()) == ["r1", "r2"]
