@@ -64,33 +64,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_governed_call import LIMIT, POLICY  # the same three budgets
 from tests.store._servers import drop, fresh_url
 
 from llmbudget.core.ledger import Charge, ReservationMeta, Usage
 from llmbudget.governor import Governor
 from llmbudget.store import open_store
 
-LIMIT = 10**15
-LEVELS = [
-    {"at": "50%", "action": "warn"},
-    {"at": "80%", "action": "alert"},
-    {"at": "100%", "action": "block"},
-]
-POLICY: dict[str, Any] = {
-    "budgets": [
-        {"name": "per-run", "per": ["run"], "window": "run", "limit": LIMIT, "levels": LEVELS},
-        {"name": "daily", "window": "day", "limit": LIMIT, "levels": LEVELS},
-        {
-            "name": "per-model",
-            "per": ["model"],
-            "window": "day",
-            "limit": LIMIT,
-            "match": {"model": "gpt-4o"},
-            "levels": LEVELS,
-        },
-    ]
-}
 PROMPT, MAX_COMPLETION, COMPLETION = 120, 400, 180
 META = ReservationMeta((("agent", "bench"), ("model", "gpt-4o")), PROMPT, MAX_COMPLETION)
 DAY_END = time.time() + 86400
